@@ -1,0 +1,76 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import type { Logger } from "pino";
+import { AppError, ERROR_STATUS, type ErrorCode, type FieldError } from "../shared/errors.js";
+
+const TITLES: Record<ErrorCode, string> = {
+  bad_request: "Bad request",
+  malformed_json: "Malformed JSON",
+  unauthorized: "Unauthorized",
+  forbidden: "Forbidden",
+  not_found: "Not found",
+  method_not_allowed: "Method not allowed",
+  conflict: "Conflict",
+  payload_too_large: "Payload too large",
+  unsupported_media_type: "Unsupported media type",
+  invalid: "Invalid request",
+  limit_exceeded: "Limit exceeded",
+  internal: "Internal server error",
+  unavailable: "Service unavailable",
+};
+
+export type Problem = {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance: string;
+  code: ErrorCode;
+  requestId: string;
+  errors?: FieldError[];
+};
+
+/** Writes an RFC 9457 problem+json response. */
+export function problemResponse(
+  c: Context,
+  code: ErrorCode,
+  detail: string,
+  extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
+): Response {
+  const status = ERROR_STATUS[code];
+  const body: Problem = {
+    type: `https://ricochet.dev/problems/${code.replaceAll("_", "-")}`,
+    title: TITLES[code],
+    status,
+    detail,
+    instance: c.req.path,
+    code,
+    requestId: c.get("requestId") ?? "",
+    ...(extra.errors ? { errors: extra.errors } : {}),
+  };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: {
+      "content-type": "application/problem+json",
+      "x-request-id": c.get("requestId") ?? "",
+      ...extra.headers,
+    },
+  });
+}
+
+/** The one place where errors become HTTP responses. Unknown errors are logged, never shown. */
+export function errorToResponse(error: unknown, c: Context, logger: Logger): Response {
+  if (error instanceof AppError) {
+    const headers = { ...error.extra.headers };
+    if (error.extra.retryAfter !== undefined) headers["retry-after"] = String(error.extra.retryAfter);
+    return problemResponse(c, error.code, error.message, { errors: error.extra.errors, headers });
+  }
+  if (error instanceof HTTPException) {
+    if (error.status === 400) return problemResponse(c, "malformed_json", "The request body is not valid JSON");
+    if (error.status === 413) return problemResponse(c, "payload_too_large", "The request body is too large");
+    const code = (Object.entries(ERROR_STATUS).find(([, status]) => status === error.status)?.[0] ?? "bad_request") as ErrorCode;
+    return problemResponse(c, code, error.message || TITLES[code]);
+  }
+  logger.error({ err: error, requestId: c.get("requestId"), path: c.req.path }, "unhandled error");
+  return problemResponse(c, "internal", "Something went wrong on our side; quote the requestId if you report it");
+}

@@ -1,0 +1,121 @@
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { z } from "@hono/zod-openapi";
+import { toAsyncRequest } from "../../shared/async-request.js";
+import { isFinal } from "../../shared/status.js";
+import type { AppEnv } from "../env.js";
+import {
+  AsyncRequestSchema,
+  IdParamSchema,
+  ListQuerySchema,
+  problemResponses,
+  SubmitBodySchema,
+  WaitQuerySchema,
+} from "../schemas.js";
+
+const tags = ["Async requests"];
+const single = z.object({ asyncRequest: AsyncRequestSchema });
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/** How soon a poller should come back, in seconds. */
+const POLL_AFTER_SECONDS = "1";
+
+const submit = createRoute({
+  method: "post",
+  path: "/api/v1/async",
+  operationId: "createAsyncRequest",
+  tags,
+  summary: "Submit an async request",
+  request: { body: { required: true, content: { "application/json": { schema: SubmitBodySchema } } } },
+  responses: {
+    202: { ...json(single, "Accepted; poll the Location or wait for the callback"), headers: z.object({ Location: z.string() }) },
+    ...problemResponses(400, 413, 415, 422),
+  },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/api/v1/async/{id}",
+  operationId: "getAsyncRequest",
+  tags,
+  summary: "Get an async request (optionally long-poll with ?wait=N)",
+  request: { params: IdParamSchema, query: WaitQuerySchema },
+  responses: { 200: json(single, "The request; Retry-After is set while it is not finished"), ...problemResponses(404, 422) },
+});
+
+const result = createRoute({
+  method: "get",
+  path: "/api/v1/async/{id}/result",
+  operationId: "getAsyncRequestResult",
+  tags,
+  summary: "Get the result of a COMPLETED request",
+  request: { params: IdParamSchema },
+  responses: {
+    200: json(z.record(z.string(), z.unknown()), "`{<resultKey>: result}`, as in the callback body"),
+    ...problemResponses(404, 409),
+  },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/api/v1/async",
+  operationId: "listAsyncRequests",
+  tags,
+  summary: "List async requests, newest first",
+  request: { query: ListQuerySchema },
+  responses: {
+    200: json(
+      z.object({ asyncRequests: z.array(AsyncRequestSchema), nextCursor: z.string().nullable() }),
+      "A page of requests; pass nextCursor as cursor for the next one",
+    ),
+    ...problemResponses(422),
+  },
+});
+
+const cancel = createRoute({
+  method: "delete",
+  path: "/api/v1/async/{id}",
+  operationId: "cancelAsyncRequest",
+  tags,
+  summary: "Cancel a QUEUED or RUNNING request",
+  request: { params: IdParamSchema },
+  responses: { 200: json(single, "The cancelled request"), ...problemResponses(404, 409) },
+});
+
+export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(submit, async (c) => {
+    const row = await c.var.services.asyncRequests.submit(c.var.caller, c.req.valid("json"));
+    c.header("Location", `/api/v1/async/${row.id}`);
+    return c.json({ asyncRequest: toAsyncRequest(row) }, 202);
+  });
+
+  app.openapi(list, async (c) => {
+    const query = c.req.valid("query");
+    const page = await c.var.services.asyncRequests.list(c.var.caller, {
+      ...query,
+      from: query.from ? new Date(query.from) : undefined,
+      to: query.to ? new Date(query.to) : undefined,
+    });
+    return c.json({ asyncRequests: page.rows.map(toAsyncRequest), nextCursor: page.nextCursor }, 200);
+  });
+
+  app.openapi(get, async (c) => {
+    const { id } = c.req.valid("param");
+    const { wait } = c.req.valid("query");
+    const row = await c.var.services.asyncRequests.waitForChange(c.var.caller, id, wait * 1000, c.req.raw.signal);
+    if (!isFinal(row.status)) c.header("Retry-After", POLL_AFTER_SECONDS);
+    return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
+  });
+
+  app.openapi(result, async (c) => {
+    const { resultKey, result } = await c.var.services.asyncRequests.result(c.var.caller, c.req.valid("param").id);
+    return c.json({ [resultKey]: result }, 200);
+  });
+
+  app.openapi(cancel, async (c) => {
+    const row = await c.var.services.asyncRequests.cancel(c.var.caller, c.req.valid("param").id);
+    return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
+  });
+}

@@ -1,0 +1,102 @@
+import { z } from "@hono/zod-openapi";
+import { ASYNC_REQUEST_STATUSES } from "../shared/status.js";
+
+export const ProblemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string(),
+    instance: z.string(),
+    code: z.string(),
+    requestId: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Problem");
+
+const isoDate = z.string().openapi({ format: "date-time", example: "2026-11-23T10:00:00.000Z" });
+
+export const AsyncRequestSchema = z
+  .object({
+    id: z.string().uuid(),
+    action: z.string(),
+    status: z.enum(ASYNC_REQUEST_STATUSES),
+    createdBy: z.object({ clientId: z.string() }),
+    dateCreated: isoDate,
+    dateStarted: isoDate.nullable(),
+    dateFinished: isoDate.nullable(),
+    progress: z.number().int().min(0).max(100).nullable(),
+    metadata: z.record(z.string(), z.unknown()).nullable(),
+    callbackUrl: z.string().nullable(),
+    callback: z.null(),
+    asyncResponse: z
+      .object({
+        dateCreated: isoDate,
+        errorCode: z.string().nullable(),
+        errorDesc: z.string().nullable(),
+        errorDetails: z.array(z.unknown()),
+        warnings: z.array(z.unknown()),
+      })
+      .nullable(),
+  })
+  .openapi("AsyncRequest");
+
+const METADATA_MAX_BYTES = 16 * 1024;
+
+export const SubmitBodySchema = z
+  .object({
+    action: z.string().min(1).max(100).openapi({ example: "analyse" }),
+    input: z.unknown().openapi({ example: { texts: ["Hello world. Hello world."] } }),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .refine((value) => JSON.stringify(value).length <= METADATA_MAX_BYTES, {
+        message: `must be at most ${METADATA_MAX_BYTES} bytes of JSON`,
+      })
+      .optional()
+      .openapi({ description: "Your own data, returned with the request", example: { orderId: "A-17" } }),
+  })
+  .strict()
+  .openapi("SubmitAsyncRequest");
+
+export const IdParamSchema = z.object({
+  id: z
+    .string()
+    .uuid()
+    .openapi({ param: { name: "id", in: "path" }, example: "0193a1b2-1c2d-7e8f-9a0b-1c2d3e4f5a6b" }),
+});
+
+/** Accepts `status=A,B` and `status=A&status=B` alike. */
+const csv = <T extends z.ZodType>(item: T) =>
+  z
+    .preprocess((value) => {
+      if (value === undefined) return undefined;
+      const parts = (Array.isArray(value) ? value : [value]).flatMap((part) => String(part).split(","));
+      return parts.map((part) => part.trim()).filter(Boolean);
+    }, z.array(item).min(1).optional())
+    .openapi({ type: "string" });
+
+export const ListQuerySchema = z.object({
+  status: csv(z.enum(ASYNC_REQUEST_STATUSES)).openapi({ description: "Comma-separated statuses", example: "QUEUED,RUNNING" }),
+  action: csv(z.string().min(1).max(100)).openapi({ description: "Comma-separated action names" }),
+  from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created at or after (ISO 8601)" }),
+  to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created before (ISO 8601)" }),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  cursor: z.string().max(500).optional().openapi({ description: "nextCursor from the previous page" }),
+});
+
+export const WaitQuerySchema = z.object({
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(30)
+    .default(0)
+    .openapi({ description: "Seconds to wait for a status change before answering (long-poll), at most 30" }),
+});
+
+export const problemResponses = (...statuses: number[]) =>
+  Object.fromEntries(
+    statuses.map((status) => [
+      status,
+      { description: "Problem", content: { "application/problem+json": { schema: ProblemSchema } } },
+    ]),
+  );

@@ -1,0 +1,112 @@
+import { z } from "zod";
+
+/** Durations such as `500ms`, `15s`, `2m`, `1h`, or a bare number of milliseconds. */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!match) throw new Error(`"${text}" is not a duration (examples: 500ms, 15s, 2m, 1h)`);
+  const value = Number(match[1]);
+  const unit = match[2] ?? "ms";
+  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit as "ms" | "s" | "m" | "h"];
+  return Math.round(value * factor);
+}
+
+const duration = z.string().transform((text, ctx) => {
+  try {
+    return parseDuration(text);
+  } catch (error) {
+    ctx.addIssue({ code: "custom", message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const bytes = z.string().transform((text, ctx) => {
+  const match = /^\s*(\d+)\s*(b|kb|kib|mb|mib)?\s*$/i.exec(text);
+  if (!match) {
+    ctx.addIssue({ code: "custom", message: `"${text}" is not a size (examples: 1048576, 512kb, 1mb)` });
+    return z.NEVER;
+  }
+  const unit = (match[2] ?? "b").toLowerCase();
+  const factor = unit.startsWith("k") ? 1024 : unit.startsWith("m") ? 1024 * 1024 : 1;
+  return Number(match[1]) * factor;
+});
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().min(1).default("0.0.0.0"),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "must be a postgres:// or postgresql:// URL")
+    .optional(),
+  DATA_DIR: z.string().min(1).default("./data"),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
+    .default("redis://127.0.0.1:6379"),
+  QUEUE_PREFIX: z.string().min(1).default("{ricochet}"),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  BODY_LIMIT: bytes.default(1024 * 1024),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(10),
+  SWEEPER_INTERVAL: duration.default(15_000),
+  /** A QUEUED row this old with no job in the queue is enqueued again. */
+  SWEEPER_GRACE: duration.default(10_000),
+  /** How long a worker's lock on a job lasts; a crashed worker's job runs again after it. */
+  JOB_LOCK_DURATION: duration.default(30_000),
+  SHUTDOWN_TIMEOUT: duration.default(25_000),
+  /** Start a private redis-server when REDIS_URL is unset and nothing answers on it. */
+  MANAGED_REDIS: z
+    .enum(["auto", "off"])
+    .default("auto"),
+});
+
+export type Config = {
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  redisUrl: string;
+  redisUrlExplicit: boolean;
+  queuePrefix: string;
+  logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
+  bodyLimit: number;
+  workerConcurrency: number;
+  sweeperInterval: number;
+  sweeperGrace: number;
+  jobLockDuration: number;
+  shutdownTimeout: number;
+  managedRedis: "auto" | "off";
+};
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses the environment once; a bad value throws a ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset", as in most .env tooling.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `  ${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(cleaned[String(issue.path[0])])})`,
+    );
+    throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    redisUrl: e.REDIS_URL,
+    redisUrlExplicit: cleaned.REDIS_URL !== undefined,
+    queuePrefix: e.QUEUE_PREFIX,
+    logLevel: e.LOG_LEVEL,
+    bodyLimit: e.BODY_LIMIT,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    sweeperInterval: e.SWEEPER_INTERVAL,
+    sweeperGrace: e.SWEEPER_GRACE,
+    jobLockDuration: e.JOB_LOCK_DURATION,
+    shutdownTimeout: e.SHUTDOWN_TIMEOUT,
+    managedRedis: e.MANAGED_REDIS,
+  };
+}

@@ -1,0 +1,2 @@
+-- Until a deployment creates its own tenants, every request belongs to this one.
+INSERT INTO "tenants" ("id", "name") VALUES ('default', 'Default tenant') ON CONFLICT DO NOTHING;

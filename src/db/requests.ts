@@ -1,0 +1,117 @@
+import { and, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import { allowedPredecessors, type AsyncRequestStatus } from "../shared/status.js";
+import type { Db } from "./client.js";
+import { asyncRequests, type AsyncRequestRow, type NewAsyncRequestRow } from "./schema.js";
+
+export type ListFilters = {
+  tenantId: string;
+  status?: AsyncRequestStatus[] | undefined;
+  action?: string[] | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+  /** Keyset position: rows strictly older than this one (newest first). */
+  after?: { createdAt: Date; id: string } | undefined;
+  limit: number;
+};
+
+/** Everything that reads and writes async requests. Tenant scoping happens here, not in callers. */
+export function requestsRepository(db: Db) {
+  return {
+    async insert(row: NewAsyncRequestRow): Promise<AsyncRequestRow> {
+      const [inserted] = await db.insert(asyncRequests).values(row).returning();
+      return inserted!;
+    },
+
+    async get(tenantId: string, id: string): Promise<AsyncRequestRow | undefined> {
+      const [row] = await db
+        .select()
+        .from(asyncRequests)
+        .where(and(eq(asyncRequests.tenantId, tenantId), eq(asyncRequests.id, id)));
+      return row;
+    },
+
+    async getById(id: string): Promise<AsyncRequestRow | undefined> {
+      const [row] = await db.select().from(asyncRequests).where(eq(asyncRequests.id, id));
+      return row;
+    },
+
+    async list(filters: ListFilters): Promise<AsyncRequestRow[]> {
+      const conditions = [eq(asyncRequests.tenantId, filters.tenantId)];
+      if (filters.status?.length) conditions.push(inArray(asyncRequests.status, filters.status));
+      if (filters.action?.length) conditions.push(inArray(asyncRequests.action, filters.action));
+      if (filters.from) conditions.push(gte(asyncRequests.createdAt, filters.from));
+      if (filters.to) conditions.push(lt(asyncRequests.createdAt, filters.to));
+      if (filters.after) {
+        const { createdAt, id } = filters.after;
+        conditions.push(
+          or(
+            lt(asyncRequests.createdAt, createdAt),
+            and(eq(asyncRequests.createdAt, createdAt), lt(asyncRequests.id, id)),
+          )!,
+        );
+      }
+      return db
+        .select()
+        .from(asyncRequests)
+        .where(and(...conditions))
+        .orderBy(desc(asyncRequests.createdAt), desc(asyncRequests.id))
+        .limit(filters.limit);
+    },
+
+    /**
+     * Moves a request to `to` only if its current status allows it; the database is the
+     * arbiter between a cancelling API and a running worker. Undefined when not allowed.
+     */
+    async transition(
+      id: string,
+      to: AsyncRequestStatus,
+      at: Date,
+      fields: Partial<
+        Pick<AsyncRequestRow, "result" | "errorCode" | "errorDesc" | "errorDetails" | "warnings" | "progress">
+      > = {},
+    ): Promise<AsyncRequestRow | undefined> {
+      const timestamps =
+        to === "RUNNING"
+          ? { startedAt: at, runs: sql`${asyncRequests.runs} + 1` }
+          : { finishedAt: at };
+      const [row] = await db
+        .update(asyncRequests)
+        .set({ ...fields, ...timestamps, status: to, updatedAt: at })
+        .where(and(eq(asyncRequests.id, id), inArray(asyncRequests.status, [...allowedPredecessors(to)])))
+        .returning();
+      return row;
+    },
+
+    async setProgress(id: string, progress: number, at: Date): Promise<void> {
+      await db
+        .update(asyncRequests)
+        .set({ progress, updatedAt: at })
+        .where(and(eq(asyncRequests.id, id), eq(asyncRequests.status, "RUNNING")));
+    },
+
+    /** Unfinished requests not touched since `before`, oldest first, in pages: the sweeper's work. */
+    async findUnfinishedSince(
+      before: Date,
+      after: { updatedAt: Date; id: string } | undefined,
+      limit: number,
+    ): Promise<Pick<AsyncRequestRow, "id" | "status" | "updatedAt">[]> {
+      const conditions = [inArray(asyncRequests.status, ["QUEUED", "RUNNING"]), lt(asyncRequests.updatedAt, before)];
+      if (after) {
+        conditions.push(
+          or(
+            gt(asyncRequests.updatedAt, after.updatedAt),
+            and(eq(asyncRequests.updatedAt, after.updatedAt), gt(asyncRequests.id, after.id)),
+          )!,
+        );
+      }
+      return db
+        .select({ id: asyncRequests.id, status: asyncRequests.status, updatedAt: asyncRequests.updatedAt })
+        .from(asyncRequests)
+        .where(and(...conditions))
+        .orderBy(asyncRequests.updatedAt, asyncRequests.id)
+        .limit(limit);
+    },
+  };
+}
+
+export type RequestsRepository = ReturnType<typeof requestsRepository>;

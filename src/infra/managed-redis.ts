@@ -1,0 +1,53 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { Redis } from "ioredis";
+
+/** True when something answers PING at `url` within `timeoutMs`. */
+export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<boolean> {
+  const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs, maxRetriesPerRequest: 0 });
+  redis.on("error", () => {});
+  try {
+    await redis.connect();
+    await redis.ping();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export function redisServerOnPath(): boolean {
+  return spawnSync("redis-server", ["--version"], { stdio: "ignore" }).status === 0;
+}
+
+/**
+ * The zero-config mode's Redis: a private redis-server bound to loopback, persisting to
+ * DATA_DIR/redis with the settings BullMQ needs (AOF on, noeviction). It dies with us.
+ */
+export async function startManagedRedis(url: string, dataDir: string): Promise<{ stop(): Promise<void> }> {
+  const { hostname, port } = new URL(url);
+  const dir = resolve(dataDir, "redis");
+  mkdirSync(dir, { recursive: true });
+  const child: ChildProcess = spawn(
+    "redis-server",
+    ["--port", port || "6379", "--bind", hostname || "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  for (let waited = 0; waited < 10_000; waited += 100) {
+    if (await redisAnswers(url, 500)) {
+      return {
+        async stop() {
+          child.kill("SIGTERM");
+          await exited;
+        },
+      };
+    }
+    if (child.exitCode !== null) break;
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  child.kill("SIGKILL");
+  throw new Error(`redis-server did not start on ${url}`);
+}

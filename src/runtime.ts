@@ -1,0 +1,116 @@
+import type { Logger } from "pino";
+import { createApp, type App } from "./api/app.js";
+import type { ApiServices } from "./api/env.js";
+import type { Config } from "./config.js";
+import { openDatabase, type Database } from "./db/client.js";
+import { requestsRepository } from "./db/requests.js";
+import { createQueues } from "./infra/queues.js";
+import { connectRedis, createRedis, pingWithin } from "./infra/redis.js";
+import { createStatusEvents } from "./infra/status-events.js";
+import { asyncRequestsService } from "./services/async-requests.js";
+import { systemClock, type Clock } from "./shared/clock.js";
+import { createActionCatalog } from "./worker/actions/catalog.js";
+import { startWorkers, type Workers } from "./worker/index.js";
+import { VERSION } from "./version.js";
+
+export type Roles = { api: boolean; worker: boolean };
+
+export type RuntimeOptions = {
+  logger: Logger;
+  clock?: Clock;
+  roles: Roles;
+  /** Tests hand in an already-migrated database; otherwise one is opened from config. */
+  database?: Database;
+};
+
+export type Runtime = {
+  app: App | undefined;
+  workers: Workers | undefined;
+  database: Database;
+  services: ApiServices;
+  close(): Promise<void>;
+};
+
+/**
+ * The composition root: every connection, queue and service is built here, once, and handed
+ * to the factories that need it. `main.ts` and the tests both come through here.
+ */
+export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
+  const { logger, roles } = options;
+  const clock = options.clock ?? systemClock;
+  const database =
+    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+  if (!options.database) await database.migrate();
+
+  const redis = createRedis(config.redisUrl, "client");
+  const subscriber = createRedis(config.redisUrl, "subscriber");
+  const workerRedis = roles.worker ? createRedis(config.redisUrl, "worker") : undefined;
+  const closeRedis = () => Promise.allSettled([redis, subscriber, workerRedis].map((conn) => conn?.quit()));
+  try {
+    await Promise.all([connectRedis(redis), connectRedis(subscriber), workerRedis && connectRedis(workerRedis)]);
+  } catch (error) {
+    redis.disconnect();
+    subscriber.disconnect();
+    workerRedis?.disconnect();
+    if (!options.database) await database.close();
+    throw error;
+  }
+
+  const events = createStatusEvents({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
+  await events.start();
+  const queues = createQueues(redis, config.queuePrefix);
+  const repo = requestsRepository(database.db);
+  const catalog = createActionCatalog();
+
+  const services: ApiServices = {
+    asyncRequests: asyncRequestsService({ repo, queues, events, catalog, clock, logger }),
+    catalog,
+    logger,
+    async readiness() {
+      const check = (probe: Promise<unknown>) =>
+        probe.then(
+          () => "ok",
+          (error: Error) => `unavailable: ${error.message}`,
+        );
+      const [redisCheck, dbCheck] = await Promise.all([
+        check(pingWithin(redis, 1_000)),
+        check(Promise.race([database.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 2000 ms")), 2_000).unref())])),
+      ]);
+      return { redis: redisCheck, database: dbCheck };
+    },
+  };
+
+  const app = roles.api ? createApp(services, { bodyLimit: config.bodyLimit, version: VERSION }) : undefined;
+  const workers =
+    roles.worker && workerRedis
+      ? await startWorkers({
+          repo,
+          queues,
+          events,
+          catalog,
+          clock,
+          logger,
+          redis,
+          workerRedis,
+          prefix: config.queuePrefix,
+          concurrency: config.workerConcurrency,
+          lockDurationMs: config.jobLockDuration,
+          sweeperIntervalMs: config.sweeperInterval,
+          sweeperGraceMs: config.sweeperGrace,
+          shutdownTimeoutMs: config.shutdownTimeout,
+        })
+      : undefined;
+
+  return {
+    app,
+    workers,
+    database,
+    services,
+    async close() {
+      await workers?.close();
+      await queues.close();
+      await closeRedis();
+      if (!options.database) await database.close();
+    },
+  };
+}

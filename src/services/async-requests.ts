@@ -1,0 +1,150 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { ListFilters, RequestsRepository } from "../db/requests.js";
+import type { AsyncRequestRow } from "../db/schema.js";
+import type { StatusEvents } from "../infra/status-events.js";
+import type { Queues } from "../infra/queues.js";
+import type { Clock } from "../shared/clock.js";
+import { conflict, invalid, notFound, type FieldError } from "../shared/errors.js";
+import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
+import type { ActionCatalog } from "../worker/actions/catalog.js";
+import type { Caller } from "./caller.js";
+import { decodeCursor, encodeCursor } from "./cursor.js";
+
+export type SubmitInput = { action: string; input: unknown; metadata?: Record<string, unknown> | undefined };
+
+export type ListQuery = {
+  status?: AsyncRequestStatus[] | undefined;
+  action?: string[] | undefined;
+  from?: Date | undefined;
+  to?: Date | undefined;
+  limit: number;
+  cursor?: string | undefined;
+};
+
+type Deps = {
+  repo: RequestsRepository;
+  queues: Queues;
+  events: StatusEvents;
+  catalog: ActionCatalog;
+  clock: Clock;
+  logger: Logger;
+};
+
+export function zodFieldErrors(error: z.ZodError, prefix: string): FieldError[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
+    message: issue.message,
+  }));
+}
+
+/** The operations behind /api/v1/async. Handlers parse HTTP, call one of these, and map the result. */
+export function asyncRequestsService(deps: Deps) {
+  const { repo, queues, events, catalog, clock, logger } = deps;
+
+  async function getOwned(caller: Caller, id: string): Promise<AsyncRequestRow> {
+    const row = await repo.get(caller.tenantId, id);
+    if (!row) throw notFound(`Async request ${id}`);
+    return row;
+  }
+
+  return {
+    async submit(caller: Caller, body: SubmitInput): Promise<AsyncRequestRow> {
+      const action = catalog.get(body.action);
+      if (!action) {
+        throw invalid(`Unknown action "${body.action}"`, [
+          { path: "action", message: `must be one of: ${[...catalog.keys()].join(", ")}` },
+        ]);
+      }
+      const parsed = action.input.safeParse(body.input);
+      if (!parsed.success) {
+        throw invalid(`Invalid input for action "${action.name}"`, zodFieldErrors(parsed.error, "input"));
+      }
+      const now = clock.now();
+      const row = await repo.insert({
+        id: randomUUID(),
+        tenantId: caller.tenantId,
+        createdBy: caller.clientId,
+        action: action.name,
+        status: "QUEUED",
+        input: body.input ?? null,
+        metadata: body.metadata ?? null,
+        createdAt: now,
+        updatedAt: now,
+      });
+      try {
+        await queues.enqueueRun(row.id);
+      } catch (error) {
+        // The row is the source of truth: the sweeper enqueues it once Redis answers again.
+        logger.warn({ err: error, requestId: row.id }, "enqueue failed; the sweeper will enqueue the request");
+      }
+      return row;
+    },
+
+    get: getOwned,
+
+    /** Long-poll: answers at once if finished or `waitMs` is 0, else at the next status change. */
+    async waitForChange(caller: Caller, id: string, waitMs: number, signal?: AbortSignal): Promise<AsyncRequestRow> {
+      const next = events.nextChange(id, waitMs, signal);
+      try {
+        const row = await getOwned(caller, id);
+        if (waitMs <= 0 || isFinal(row.status)) return row;
+        await next.promise;
+        return await getOwned(caller, id);
+      } finally {
+        next.cancel();
+      }
+    },
+
+    async result(caller: Caller, id: string): Promise<{ resultKey: string; result: unknown }> {
+      const row = await getOwned(caller, id);
+      if (row.status !== "COMPLETED") {
+        throw conflict(`Async request ${id} is ${row.status}; its result exists once it is COMPLETED`);
+      }
+      return { resultKey: catalog.get(row.action)?.resultKey ?? "result", result: row.result };
+    },
+
+    async list(caller: Caller, query: ListQuery): Promise<{ rows: AsyncRequestRow[]; nextCursor: string | null }> {
+      if (query.from && query.to && query.from >= query.to) {
+        throw invalid("`from` must be before `to`", [{ path: "from", message: "must be before to" }]);
+      }
+      const filters: ListFilters = {
+        tenantId: caller.tenantId,
+        status: query.status,
+        action: query.action,
+        from: query.from,
+        to: query.to,
+        after: query.cursor ? decodeCursor(query.cursor) : undefined,
+        limit: query.limit + 1,
+      };
+      const rows = await repo.list(filters);
+      const page = rows.slice(0, query.limit);
+      const last = page.at(-1);
+      return { rows: page, nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null };
+    },
+
+    /** Cancels a QUEUED or RUNNING request; a running action's AbortSignal fires. */
+    async cancel(caller: Caller, id: string): Promise<AsyncRequestRow> {
+      const before = await getOwned(caller, id);
+      if (isFinal(before.status)) throw conflict(`Async request ${id} is already ${before.status}`);
+      const cancelled = await repo.transition(id, "CANCELLED", clock.now(), {
+        errorCode: "CANCELLED",
+        errorDesc: `Cancelled by ${caller.clientId}`,
+      });
+      if (!cancelled) {
+        const now = await getOwned(caller, id);
+        throw conflict(`Async request ${id} is already ${now.status}`);
+      }
+      await events.publishStatus({ id, status: "CANCELLED" });
+      await Promise.allSettled([
+        events.publishCancel(id),
+        // A waiting job is removed; an active one is locked and ends when its action sees the abort.
+        queues.jobs.remove(id),
+      ]);
+      return cancelled;
+    },
+  };
+}
+
+export type AsyncRequestsService = ReturnType<typeof asyncRequestsService>;

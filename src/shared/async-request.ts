@@ -1,0 +1,30 @@
+import type { AsyncRequestRow } from "../db/schema.js";
+import { isFinal } from "./status.js";
+
+/** The public AsyncRequest object (DESIGN.md), as GET /api/v1/async/{id} and callbacks show it. */
+export function toAsyncRequest(row: AsyncRequestRow) {
+  return {
+    id: row.id,
+    action: row.action,
+    status: row.status,
+    createdBy: { clientId: row.createdBy },
+    dateCreated: row.createdAt.toISOString(),
+    dateStarted: row.startedAt?.toISOString() ?? null,
+    dateFinished: row.finishedAt?.toISOString() ?? null,
+    progress: row.progress,
+    metadata: row.metadata ?? null,
+    callbackUrl: row.callbackUrl,
+    callback: null,
+    asyncResponse: isFinal(row.status)
+      ? {
+          dateCreated: (row.finishedAt ?? row.updatedAt).toISOString(),
+          errorCode: row.errorCode,
+          errorDesc: row.errorDesc,
+          errorDetails: row.errorDetails,
+          warnings: row.warnings,
+        }
+      : null,
+  };
+}
+
+export type AsyncRequest = ReturnType<typeof toAsyncRequest>;

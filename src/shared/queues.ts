@@ -1,0 +1,17 @@
+/** The queue contract between the API and the workers: names, payloads, pub/sub channels. */
+export const QUEUE_NAMES = { jobs: "jobs", callbacks: "callbacks" } as const;
+
+/** A `jobs` job carries only the request id: Postgres holds the input, so a job is never stale. */
+export type RunActionJob = { requestId: string };
+
+/** Channel on which every status change is published, so any API process can wake its waiters. */
+export function statusChannel(prefix: string): string {
+  return `${prefix}:status-changes`;
+}
+
+/** Channel on which cancellations are broadcast to the worker that runs the request. */
+export function cancelChannel(prefix: string): string {
+  return `${prefix}:cancellations`;
+}
+
+export type StatusChangeMessage = { id: string; status: string };

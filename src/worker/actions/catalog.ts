@@ -1,0 +1,21 @@
+import { z } from "zod";
+import { analyse } from "./analyse.js";
+import { echo } from "./echo.js";
+import type { ActionDefinition } from "./types.js";
+
+/** Every action this deployment offers, by name. Add an action here and nowhere else. */
+export type ActionCatalog = ReadonlyMap<string, ActionDefinition>;
+
+export function createActionCatalog(extra: ActionDefinition[] = []): ActionCatalog {
+  const actions = [analyse, echo, ...extra] as ActionDefinition[];
+  return new Map(actions.map((action) => [action.name, action]));
+}
+
+export function describeActions(catalog: ActionCatalog) {
+  return [...catalog.values()].map((action) => ({
+    name: action.name,
+    description: action.description,
+    resultKey: action.resultKey,
+    inputSchema: z.toJSONSchema(action.input, { io: "input" }),
+  }));
+}

@@ -1,0 +1,66 @@
+import { Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
+import { createRunAction, CancelledByClient, WorkerShutdown, type RunActionDeps } from "./run-action.js";
+import { createSweeper, type SweeperDeps } from "./sweeper.js";
+
+export type WorkerDeps = RunActionDeps &
+  Omit<SweeperDeps, "intervalMs" | "graceMs"> & {
+    /** A connection BullMQ may block on; it duplicates it as needed. */
+    workerRedis: Redis;
+    concurrency: number;
+    lockDurationMs: number;
+    sweeperIntervalMs: number;
+    sweeperGraceMs: number;
+    shutdownTimeoutMs: number;
+  };
+
+/** Starts the `jobs` worker, its cancellation listener and the sweeper. */
+export async function startWorkers(deps: WorkerDeps) {
+  const running = new Map<string, AbortController>();
+  const stopListening = deps.events.onCancel((id) => running.get(id)?.abort(new CancelledByClient(`request ${id} cancelled`)));
+
+  const worker = new Worker<RunActionJob>(QUEUE_NAMES.jobs, createRunAction(deps, running), {
+    connection: deps.workerRedis,
+    prefix: deps.prefix,
+    concurrency: deps.concurrency,
+    lockDuration: deps.lockDurationMs,
+    stalledInterval: Math.max(500, Math.floor(deps.lockDurationMs / 2)),
+    maxStalledCount: 3,
+    autorun: false,
+  });
+  worker.on("error", (error) => deps.logger.warn({ err: error }, "jobs worker error"));
+  worker.on("failed", (job, error) =>
+    deps.logger.warn({ err: error, requestId: job?.data.requestId, attempt: job?.attemptsMade }, "run attempt failed"),
+  );
+  void worker.run().catch((error) => deps.logger.error({ err: error }, "jobs worker stopped"));
+  await worker.waitUntilReady();
+
+  const sweeper = createSweeper({ ...deps, intervalMs: deps.sweeperIntervalMs, graceMs: deps.sweeperGraceMs });
+  sweeper.start();
+
+  return {
+    worker,
+    sweeper,
+    running,
+    /** Stops taking jobs, lets active ones finish for up to the shutdown timeout, then aborts them. */
+    async close(): Promise<void> {
+      stopListening();
+      await sweeper.stop();
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = worker.close().then(() => "closed" as const);
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), deps.shutdownTimeoutMs);
+      });
+      const outcome = await Promise.race([graceful, timedOut]);
+      clearTimeout(timer);
+      if (outcome === "timeout") {
+        deps.logger.warn({ active: running.size }, "shutdown timeout: aborting active jobs; they run again elsewhere");
+        for (const controller of running.values()) controller.abort(new WorkerShutdown("worker shutting down"));
+        await worker.close(true);
+      }
+    },
+  };
+}
+
+export type Workers = Awaited<ReturnType<typeof startWorkers>>;
