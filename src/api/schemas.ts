@@ -61,7 +61,7 @@ export const SubmitBodySchema = z
 export const IdParamSchema = z.object({
   id: z
     .string()
-    .uuid()
+    .max(100)
     .openapi({ param: { name: "id", in: "path" }, example: "0193a1b2-1c2d-7e8f-9a0b-1c2d3e4f5a6b" }),
 });
 

@@ -23,6 +23,8 @@ export type ListQuery = {
   cursor?: string | undefined;
 };
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 type Deps = {
   repo: RequestsRepository;
   queues: Queues;
@@ -44,7 +46,7 @@ export function asyncRequestsService(deps: Deps) {
   const { repo, queues, events, catalog, clock, logger } = deps;
 
   async function getOwned(caller: Caller, id: string): Promise<AsyncRequestRow> {
-    const row = await repo.get(caller.tenantId, id);
+    const row = UUID.test(id) ? await repo.get(caller.tenantId, id) : undefined;
     if (!row) throw notFound(`Async request ${id}`);
     return row;
   }
