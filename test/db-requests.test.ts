@@ -1,0 +1,129 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
+import { tenants } from "../src/db/schema.js";
+import { createTestDatabase, DB_KINDS, type TestDatabase } from "./helpers/db.js";
+
+describe.each(DB_KINDS)("requests repository on %s", (kind) => {
+  let db: TestDatabase;
+  let repo: RequestsRepository;
+  const base = new Date("2026-01-01T00:00:00.000Z");
+  const at = (seconds: number) => new Date(base.getTime() + seconds * 1000);
+
+  const insert = (fields: { tenantId?: string; action?: string; createdAt: Date; status?: "QUEUED" | "COMPLETED" }) =>
+    repo.insert({
+      id: randomUUID(),
+      tenantId: fields.tenantId ?? "default",
+      createdBy: "tester",
+      action: fields.action ?? "echo",
+      status: fields.status ?? "QUEUED",
+      input: { n: 1 },
+      createdAt: fields.createdAt,
+      updatedAt: fields.createdAt,
+    });
+
+  beforeAll(async () => {
+    db = await createTestDatabase(kind);
+    repo = requestsRepository(db.db);
+    await db.db.insert(tenants).values({ id: "other", name: "Other tenant" });
+  });
+  afterAll(() => db.drop());
+
+  it("migrations seed the default tenant and are idempotent", async () => {
+    await db.migrate();
+    const rows = await db.db.select().from(tenants);
+    expect(rows.map((t) => t.id).sort()).toEqual(["default", "other"]);
+  });
+
+  it("stores and reads a request, scoped by tenant", async () => {
+    const row = await insert({ createdAt: at(1) });
+    expect(await repo.get("default", row.id)).toMatchObject({ id: row.id, status: "QUEUED", input: { n: 1 }, errorDetails: [], warnings: [], runs: 0 });
+    expect(await repo.get("other", row.id)).toBeUndefined();
+  });
+
+  it("allows only the transitions of the state machine", async () => {
+    const row = await insert({ createdAt: at(2) });
+    expect(await repo.transition(row.id, "COMPLETED", at(3))).toBeUndefined(); // QUEUED cannot complete
+    const running = await repo.transition(row.id, "RUNNING", at(3));
+    expect(running).toMatchObject({ status: "RUNNING", runs: 1, startedAt: at(3) });
+    expect((await repo.transition(row.id, "RUNNING", at(4)))?.runs).toBe(2); // a recovered re-run
+    const done = await repo.transition(row.id, "COMPLETED", at(5), { result: { ok: true }, progress: 100 });
+    expect(done).toMatchObject({ status: "COMPLETED", finishedAt: at(5), result: { ok: true } });
+    expect(await repo.transition(row.id, "CANCELLED", at(6))).toBeUndefined();
+    expect(await repo.transition(row.id, "RUNNING", at(6))).toBeUndefined();
+  });
+
+  it("lists newest first with every filter", async () => {
+    const t = await createTestDatabase(kind);
+    try {
+      const r = requestsRepository(t.db);
+      await t.db.insert(tenants).values({ id: "other", name: "Other" });
+      const make = (i: number, action: string, status: "QUEUED" | "COMPLETED", tenantId = "default") =>
+        r.insert({ id: randomUUID(), tenantId, createdBy: "c", action, status, input: {}, createdAt: at(i), updatedAt: at(i) });
+      const a = await make(10, "echo", "QUEUED");
+      const b = await make(20, "analyse", "COMPLETED");
+      const c = await make(30, "echo", "COMPLETED");
+      await make(40, "echo", "COMPLETED", "other");
+      const ids = (rows: { id: string }[]) => rows.map((row) => row.id);
+      expect(ids(await r.list({ tenantId: "default", limit: 10 }))).toEqual([c.id, b.id, a.id]);
+      expect(ids(await r.list({ tenantId: "default", status: ["COMPLETED"], limit: 10 }))).toEqual([c.id, b.id]);
+      expect(ids(await r.list({ tenantId: "default", status: ["QUEUED", "COMPLETED"], action: ["echo"], limit: 10 }))).toEqual([c.id, a.id]);
+      expect(ids(await r.list({ tenantId: "default", from: at(20), limit: 10 }))).toEqual([c.id, b.id]);
+      expect(ids(await r.list({ tenantId: "default", to: at(20), limit: 10 }))).toEqual([a.id]);
+      expect(ids(await r.list({ tenantId: "default", from: at(15), to: at(25), limit: 10 }))).toEqual([b.id]);
+      expect(ids(await r.list({ tenantId: "default", after: { createdAt: c.createdAt, id: c.id }, limit: 10 }))).toEqual([b.id, a.id]);
+      expect(await r.list({ tenantId: "nobody", limit: 10 })).toEqual([]);
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it("pages with a keyset cursor without duplicates or gaps while rows are inserted", async () => {
+    const t = await createTestDatabase(kind);
+    try {
+      const r = requestsRepository(t.db);
+      const same = at(100); // many rows share a millisecond: the id breaks the tie
+      const original = [];
+      for (let i = 0; i < 57; i++) {
+        original.push(await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "QUEUED", input: {}, createdAt: i % 3 ? same : at(100 + i), updatedAt: same }));
+      }
+      const seen: string[] = [];
+      let after: { createdAt: Date; id: string } | undefined;
+      let inserted = 0;
+      for (;;) {
+        const page = await r.list({ tenantId: "default", after, limit: 10 });
+        seen.push(...page.map((row) => row.id));
+        // New requests arrive between pages; they are newer than the cursor and must not appear.
+        for (let k = 0; k < 3; k++, inserted++) {
+          await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "QUEUED", input: {}, createdAt: at(10_000 + inserted), updatedAt: same });
+        }
+        if (page.length < 10) break;
+        const last = page.at(-1)!;
+        after = { createdAt: last.createdAt, id: last.id };
+      }
+      expect(new Set(seen).size).toBe(seen.length);
+      expect(seen.sort()).toEqual(original.map((row) => row.id).sort());
+    } finally {
+      await t.drop();
+    }
+  });
+
+  it("finds unfinished requests not touched since a time, in pages", async () => {
+    const t = await createTestDatabase(kind);
+    try {
+      const r = requestsRepository(t.db);
+      const stale = [];
+      for (let i = 0; i < 5; i++) {
+        stale.push(await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "QUEUED", input: {}, createdAt: at(i), updatedAt: at(i) }));
+      }
+      await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "QUEUED", input: {}, createdAt: at(500), updatedAt: at(500) });
+      await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "COMPLETED", input: {}, createdAt: at(1), updatedAt: at(1) });
+      const first = await r.findUnfinishedSince(at(100), undefined, 3);
+      const last = first.at(-1)!;
+      const second = await r.findUnfinishedSince(at(100), { updatedAt: last.updatedAt, id: last.id }, 3);
+      expect([...first, ...second].map((row) => row.id)).toEqual(stale.map((row) => row.id));
+    } finally {
+      await t.drop();
+    }
+  });
+});
