@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+export type RicochetProcess = {
+  child: ChildProcess;
+  output(): string;
+  /** Resolves when a log line contains `text`; rejects if the process exits first. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+};
+
+/** Runs `src/main.ts <mode>` as its own process, as an operator would, with `env` on top of ours. */
+export function spawnRicochet(mode: string, env: Record<string, string>): RicochetProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts", mode], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: "info", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const waiters = new Set<() => void>();
+  const onData = (chunk: Buffer) => {
+    output += chunk.toString("utf8");
+    for (const waiter of waiters) waiter();
+  };
+  child.stdout!.on("data", onData);
+  child.stderr!.on("data", onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => {
+      for (const waiter of waiters) waiter();
+      resolve({ code, signal });
+    }),
+  );
+  return {
+    child,
+    output: () => output,
+    exited,
+    waitForOutput(text, timeoutMs = 20_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => finish(new Error(`no "${text}" within ${timeoutMs} ms; output:\n${output}`)), timeoutMs);
+        const check = () => {
+          if (output.includes(text)) finish();
+          else if (child.exitCode !== null || child.signalCode !== null) finish(new Error(`exited before "${text}"; output:\n${output}`));
+        };
+        function finish(error?: Error) {
+          clearTimeout(timer);
+          waiters.delete(check);
+          if (error) reject(error);
+          else resolve();
+        }
+        waiters.add(check);
+        check();
+      });
+    },
+    async kill(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { eq } from "drizzle-orm";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { asyncRequests } from "../src/db/schema.js";
+import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
+import { freePort } from "./helpers/redis.js";
+import { startTestRuntime, submit, waitForStatus, type AsyncRequestJson, type TestRuntime } from "./helpers/runtime.js";
+
+describe("API and worker in separate processes", () => {
+  let api: TestRuntime;
+  const workers: RicochetProcess[] = [];
+  const startWorker = async (extra: Record<string, string> = {}) => {
+    const worker = spawnRicochet("worker", { ...api.env, JOB_LOCK_DURATION: "2s", ...extra });
+    workers.push(worker);
+    await worker.waitForOutput("ricochet worker started");
+    return worker;
+  };
+
+  beforeAll(async () => {
+    api = await startTestRuntime({ roles: { api: true, worker: false } });
+  });
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((worker) => worker.kill("SIGKILL")));
+  });
+  afterAll(() => api.stop());
+
+  it("a long-poll returns as soon as a worker in another process changes the status", { timeout: 20_000 }, async () => {
+    const { id } = await submit(api, { action: "echo", input: { delayMs: 60_000 } });
+    // Asked to wait up to 25 s, inside a 20 s test: it passes only if the change wakes it.
+    const longPoll = api.request(`/api/v1/async/${id}?wait=25`);
+    await startWorker();
+    const response = await longPoll;
+    const { asyncRequest } = (await response.json()) as { asyncRequest: AsyncRequestJson };
+    expect(asyncRequest.status).toBe("RUNNING");
+    expect(response.headers.get("retry-after")).toBe("1");
+    await api.request(`/api/v1/async/${id}`, { method: "DELETE" });
+  });
+
+  it("a worker killed mid-job: the request completes after a new worker starts", async () => {
+    const first = await startWorker();
+    const { id } = await submit(api, { action: "echo", input: { data: "survives", delayMs: 3_000, steps: 3 } });
+    await waitForStatus(api, id, "RUNNING");
+    const killed = await first.kill("SIGKILL");
+    expect(killed.signal).toBe("SIGKILL");
+
+    await startWorker();
+    const done = await waitForStatus(api, id, "COMPLETED", 25_000);
+    expect(done.asyncResponse?.errorCode).toBeNull();
+    const result = (await (await api.request(`/api/v1/async/${id}/result`)).json()) as unknown;
+    expect(result).toEqual({ echo: { data: "survives" } });
+    const [row] = await api.db.db.select().from(asyncRequests).where(eq(asyncRequests.id, id));
+    expect(row?.runs).toBe(2);
+  });
+
+  it("SIGTERM lets the active job finish before the worker exits", async () => {
+    const worker = await startWorker();
+    const { id } = await submit(api, { action: "echo", input: { data: "finished", delayMs: 1_500 } });
+    await waitForStatus(api, id, "RUNNING");
+    const exit = await worker.kill("SIGTERM");
+    expect(exit.code).toBe(0);
+    expect(worker.output()).toContain("stopped");
+    const [row] = await api.db.db.select().from(asyncRequests).where(eq(asyncRequests.id, id));
+    expect(row).toMatchObject({ status: "COMPLETED", runs: 1, result: { data: "finished" } });
+  });
+});
+
+describe("start-up refusals", () => {
+  it("refuses a bad environment value with a message naming the variable", async () => {
+    const proc = spawnRicochet("api", { PORT: "not-a-port", WORKER_CONCURRENCY: "0" });
+    const exit = await proc.exited;
+    expect(exit.code).toBe(2);
+    expect(proc.output()).toContain("Invalid configuration");
+    expect(proc.output()).toMatch(/PORT: .*"not-a-port"/);
+    expect(proc.output()).toMatch(/WORKER_CONCURRENCY: .*"0"/);
+  });
+
+  it("exits with instructions when Redis is unreachable", async () => {
+    const port = await freePort();
+    const proc = spawnRicochet("api", { REDIS_URL: `redis://127.0.0.1:${port}`, DATA_DIR: "memory://" });
+    const exit = await proc.exited;
+    expect(exit.code).toBe(1);
+    expect(proc.output()).toContain(`Redis is not reachable at redis://127.0.0.1:${port}`);
+    expect(proc.output()).toContain("redis-server");
+  });
+});
