@@ -52,7 +52,7 @@ const envSchema = z.object({
   /** How long a worker's lock on a job lasts; a crashed worker's job runs again after it. */
   JOB_LOCK_DURATION: duration.default(30_000),
   SHUTDOWN_TIMEOUT: duration.default(25_000),
-  /** Start a private redis-server when REDIS_URL is unset and nothing answers on it. */
+  /** `npm start` only: start a private redis-server when nothing answers on a loopback REDIS_URL. */
   MANAGED_REDIS: z
     .enum(["auto", "off"])
     .default("auto"),
@@ -64,7 +64,6 @@ export type Config = {
   databaseUrl: string | undefined;
   dataDir: string;
   redisUrl: string;
-  redisUrlExplicit: boolean;
   queuePrefix: string;
   logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
   bodyLimit: number;
@@ -98,7 +97,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     redisUrl: e.REDIS_URL,
-    redisUrlExplicit: cleaned.REDIS_URL !== undefined,
     queuePrefix: e.QUEUE_PREFIX,
     logLevel: e.LOG_LEVEL,
     bodyLimit: e.BODY_LIMIT,

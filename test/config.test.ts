@@ -8,7 +8,6 @@ describe("configuration", () => {
       databaseUrl: undefined,
       dataDir: "./data",
       redisUrl: "redis://127.0.0.1:6379",
-      redisUrlExplicit: false,
       queuePrefix: "{ricochet}",
       bodyLimit: 1024 * 1024,
       workerConcurrency: 10,
@@ -18,7 +17,7 @@ describe("configuration", () => {
 
   it("parses numbers, sizes and durations", () => {
     const config = loadConfig({ PORT: "8080", BODY_LIMIT: "512kb", SWEEPER_INTERVAL: "2m", JOB_LOCK_DURATION: "1.5s", REDIS_URL: "redis://r:6379" });
-    expect(config).toMatchObject({ port: 8080, bodyLimit: 512 * 1024, sweeperInterval: 120_000, jobLockDuration: 1_500, redisUrlExplicit: true });
+    expect(config).toMatchObject({ port: 8080, bodyLimit: 512 * 1024, sweeperInterval: 120_000, jobLockDuration: 1_500 });
     expect(parseDuration("250")).toBe(250);
     expect(parseDuration("30m")).toBe(1_800_000);
     expect(() => parseDuration("soon")).toThrow(/not a duration/);

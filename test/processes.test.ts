@@ -1,4 +1,8 @@
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { eq } from "drizzle-orm";
+import { redisAnswers } from "../src/infra/managed-redis.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { asyncRequests } from "../src/db/schema.js";
 import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
@@ -60,6 +64,34 @@ describe("API and worker in separate processes", () => {
     expect(worker.output()).toContain("stopped");
     const [row] = await api.db.db.select().from(asyncRequests).where(eq(asyncRequests.id, id));
     expect(row).toMatchObject({ status: "COMPLETED", runs: 1, result: { data: "finished" } });
+  });
+});
+
+describe("zero-config start", () => {
+  it("starts a private redis-server when none answers, serves, and stops it on SIGTERM", async () => {
+    const [redisPort, port] = [await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), "ricochet-start-"));
+    const proc = spawnRicochet("start", { REDIS_URL: `redis://127.0.0.1:${redisPort}`, DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "" });
+    try {
+      await proc.waitForOutput("ricochet is listening");
+      expect(proc.output()).toContain("starting a private redis-server");
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+      expect(await ready.json()).toEqual({ status: "ready", checks: { redis: "ok", database: "ok" } });
+      const submitted = await fetch(`http://127.0.0.1:${port}/api/v1/async`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ action: "echo", input: { data: 1 } }),
+      });
+      const { asyncRequest } = (await submitted.json()) as { asyncRequest: { id: string } };
+      const polled = await fetch(`http://127.0.0.1:${port}/api/v1/async/${asyncRequest.id}?wait=10`);
+      expect(((await polled.json()) as { asyncRequest: { status: string } }).asyncRequest.status).toMatch(/RUNNING|COMPLETED/);
+      expect(existsSync(join(dataDir, "pglite"))).toBe(true);
+      expect((await proc.kill("SIGTERM")).code).toBe(0);
+      expect(await redisAnswers(`redis://127.0.0.1:${redisPort}`, 500)).toBe(false);
+    } finally {
+      await proc.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -21,6 +21,7 @@ export type Database = {
   close(): Promise<void>;
 };
 
+const MIGRATION_LOCK = 7_303_512_217; // any constant; only Ricochet's migrator takes it
 const migrationsFolder = fileURLToPath(new URL("./migrations", import.meta.url));
 
 export type DatabaseOptions = {
@@ -44,7 +45,17 @@ function openPostgres(url: string, max: number): Database {
   return {
     kind: "postgres",
     db,
-    migrate: () => migratePg(drizzlePg({ client: pool, schema }), { migrationsFolder }),
+    migrate: async () => {
+      // API and worker processes start together; the advisory lock lets one migrate at a time.
+      const client = await pool.connect();
+      try {
+        await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK]);
+        await migratePg(drizzlePg({ client, schema }), { migrationsFolder });
+      } finally {
+        await client.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK]).catch(() => {});
+        client.release();
+      }
+    },
     ping: async () => {
       await db.execute(sql`select 1`);
     },

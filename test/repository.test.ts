@@ -1,0 +1,37 @@
+import { existsSync, readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+
+// docker-compose cannot run here (no Docker engine), so its shape is checked by reading it.
+type Service = { command?: string[]; image?: string; build?: string; healthcheck?: { test: string[] }; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }> };
+
+describe("docker-compose.yml and Dockerfile", () => {
+  const compose = parse(readFileSync("docker-compose.yml", "utf8")) as { services: Record<string, Service> };
+  const dockerfile = readFileSync("Dockerfile", "utf8");
+
+  it("runs Redis with noeviction and AOF persistence, and Postgres", () => {
+    expect(compose.services.redis?.command).toEqual(expect.arrayContaining(["--maxmemory-policy", "noeviction", "--appendonly", "yes"]));
+    expect(compose.services.postgres?.image).toMatch(/^postgres:/);
+  });
+
+  it("runs api and worker from the built image with entry points that exist", () => {
+    expect(dockerfile).toContain("npm run build");
+    const scripts = (JSON.parse(readFileSync("package.json", "utf8")) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.build).toContain("tsc");
+    expect(existsSync("src/main.ts")).toBe(true); // compiled to dist/main.js
+    expect(compose.services.api?.command).toEqual(["node", "dist/main.js", "api"]);
+    expect(compose.services.worker?.command).toEqual(["node", "dist/main.js", "worker"]);
+    for (const name of ["api", "worker"]) {
+      const service = compose.services[name]!;
+      expect(service.build).toBe(".");
+      expect(service.environment?.DATABASE_URL).toMatch(/^postgres:\/\/.*@postgres:5432\//);
+      expect(service.environment?.REDIS_URL).toBe("redis://redis:6379");
+      expect(service.depends_on).toEqual({ redis: { condition: "service_healthy" }, postgres: { condition: "service_healthy" } });
+    }
+  });
+
+  it("gives every service a healthcheck; the API's uses /readyz", () => {
+    for (const [name, service] of Object.entries(compose.services)) expect(service.healthcheck, name).toBeDefined();
+    expect(compose.services.api?.healthcheck?.test.join(" ")).toContain("/readyz");
+  });
+});
