@@ -52,6 +52,23 @@ const envSchema = z.object({
   /** How long a worker's lock on a job lasts; a crashed worker's job runs again after it. */
   JOB_LOCK_DURATION: duration.default(30_000),
   SHUTDOWN_TIMEOUT: duration.default(25_000),
+  /** Bearer token lifetime; 0 means tokens never expire. */
+  TOKEN_TTL: duration.default(24 * 3_600_000),
+  /** How long an API process may trust a cached token look-up: the bound on revocation. */
+  TOKEN_CACHE_TTL: duration.pipe(z.number().max(5_000, "must be at most 5s")).default(5_000),
+  /** Guards the admin API; unset disables it. */
+  ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  /** 32 bytes, base64: encrypts webhook signing secrets at rest. */
+  SECRETS_KEY: z
+    .string()
+    .refine((text) => Buffer.from(text, "base64").length === 32, "must be 32 bytes, base64 (openssl rand -base64 32)")
+    .optional(),
+  DEFAULT_MAX_CONCURRENT: z.coerce.number().int().min(1).max(100_000).default(10),
+  DEFAULT_MAX_QUEUED: z.coerce.number().int().min(1).max(10_000_000).default(10_000),
+  /** How long a job waits before it tries again for a slot under its tenant's concurrency limit. */
+  TENANT_SLOT_RETRY: duration.default(500),
+  /** How long a rotated webhook signing secret keeps signing next to the new one. */
+  SECRET_ROTATION_OVERLAP: duration.default(24 * 3_600_000),
   /** `npm start` only: start a private redis-server when nothing answers on a loopback REDIS_URL. */
   MANAGED_REDIS: z
     .enum(["auto", "off"])
@@ -73,6 +90,14 @@ export type Config = {
   jobLockDuration: number;
   shutdownTimeout: number;
   managedRedis: "auto" | "off";
+  tokenTtlMs: number;
+  tokenCacheTtlMs: number;
+  adminToken: string | undefined;
+  secretsKey: Buffer | undefined;
+  defaultMaxConcurrent: number;
+  defaultMaxQueued: number;
+  tenantSlotRetryMs: number;
+  secretRotationOverlapMs: number;
 };
 
 export class ConfigError extends Error {
@@ -83,7 +108,14 @@ export class ConfigError extends Error {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings mean "unset", as in most .env tooling.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ""));
-  const parsed = envSchema.safeParse(cleaned);
+  const parsed = envSchema
+    .superRefine((e, ctx) => {
+      // Servers share one database; each would otherwise invent its own key (see local-secrets.ts).
+      if (e.DATABASE_URL && !e.SECRETS_KEY) {
+        ctx.addIssue({ code: "custom", path: ["SECRETS_KEY"], message: "is required when DATABASE_URL is set (openssl rand -base64 32)" });
+      }
+    })
+    .safeParse(cleaned);
   if (!parsed.success) {
     const lines = parsed.error.issues.map(
       (issue) => `  ${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(cleaned[String(issue.path[0])])})`,
@@ -106,5 +138,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobLockDuration: e.JOB_LOCK_DURATION,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
     managedRedis: e.MANAGED_REDIS,
+    tokenTtlMs: e.TOKEN_TTL,
+    tokenCacheTtlMs: e.TOKEN_CACHE_TTL,
+    adminToken: e.ADMIN_TOKEN,
+    secretsKey: e.SECRETS_KEY ? Buffer.from(e.SECRETS_KEY, "base64") : undefined,
+    defaultMaxConcurrent: e.DEFAULT_MAX_CONCURRENT,
+    defaultMaxQueued: e.DEFAULT_MAX_QUEUED,
+    tenantSlotRetryMs: e.TENANT_SLOT_RETRY,
+    secretRotationOverlapMs: e.SECRET_ROTATION_OVERLAP,
   };
 }

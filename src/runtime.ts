@@ -3,10 +3,16 @@ import { createApp, type App } from "./api/app.js";
 import type { ApiServices } from "./api/env.js";
 import type { Config } from "./config.js";
 import { openDatabase, type Database } from "./db/client.js";
+import { createSecretBox } from "./auth/secret-box.js";
+import { clientsRepository } from "./db/clients.js";
 import { requestsRepository } from "./db/requests.js";
+import { tenantsRepository } from "./db/tenants.js";
+import { tokensRepository } from "./db/tokens.js";
+import { adminService } from "./services/admin.js";
+import { oauthService } from "./services/oauth.js";
 import { createQueues } from "./infra/queues.js";
 import { connectRedis, createRedis, pingWithin } from "./infra/redis.js";
-import { createStatusEvents } from "./infra/status-events.js";
+import { createPubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
 import { createActionCatalog } from "./worker/actions/catalog.js";
@@ -38,6 +44,8 @@ export type Runtime = {
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
   const { logger, roles } = options;
   const clock = options.clock ?? systemClock;
+  if (!config.secretsKey) throw new Error("SECRETS_KEY is not set (see README: Configuration)");
+  const secretBox = createSecretBox(config.secretsKey);
   const database =
     options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
   if (!options.database) await database.migrate();
@@ -56,14 +64,41 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     throw error;
   }
 
-  const events = createStatusEvents({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
+  const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
   await events.start();
   const queues = createQueues(redis, config.queuePrefix);
   const repo = requestsRepository(database.db);
+  const tenants = tenantsRepository(database.db);
+  const clients = clientsRepository(database.db);
+  const tokens = tokensRepository(database.db);
   const catalog = createActionCatalog();
+  const defaults = { maxConcurrent: config.defaultMaxConcurrent, maxQueued: config.defaultMaxQueued };
+  const oauth = oauthService({
+    clients,
+    tokens,
+    pubsub: events,
+    clock,
+    logger,
+    tokenTtlMs: config.tokenTtlMs,
+    tokenCacheTtlMs: config.tokenCacheTtlMs,
+  });
+  const admin = adminService({
+    tenants,
+    clients,
+    tokens,
+    oauth,
+    secretBox,
+    clock,
+    logger,
+    defaults,
+    secretRotationOverlapMs: config.secretRotationOverlapMs,
+  });
 
   const services: ApiServices = {
-    asyncRequests: asyncRequestsService({ repo, queues, events, catalog, clock, logger }),
+    asyncRequests: asyncRequestsService({ repo, tenants, defaults, queues, events, catalog, clock, logger }),
+    oauth,
+    admin,
+    adminToken: config.adminToken,
     catalog,
     logger,
     async readiness() {
@@ -85,6 +120,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     roles.worker && workerRedis
       ? await startWorkers({
           repo,
+          tenants,
+          defaults,
+          tenantSlotRetryMs: config.tenantSlotRetryMs,
           queues,
           events,
           catalog,

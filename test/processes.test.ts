@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { redisAnswers } from "../src/infra/managed-redis.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { asyncRequests } from "../src/db/schema.js";
-import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
+import { runCli, spawnRicochet, type RicochetProcess } from "./helpers/process.js";
 import { freePort } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type AsyncRequestJson, type TestRuntime } from "./helpers/runtime.js";
 
@@ -77,13 +77,31 @@ describe("zero-config start", () => {
       expect(proc.output()).toContain("starting a private redis-server");
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(await ready.json()).toEqual({ status: "ready", checks: { redis: "ok", database: "ok" } });
+
+      // The README's path: the CLI creates a tenant and a client through the running server's
+      // admin API (the admin token is in DATA_DIR), then the client gets a token and submits.
+      const cliEnv = { DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", RICOCHET_URL: "" };
+      const tenant = await runCli(["tenants", "create", "acme", "--name", "Acme"], cliEnv);
+      expect(tenant.stderr).toBe("");
+      expect(tenant.stdout).toContain("tenant acme created");
+      const created = await runCli(["--json", "clients", "create", "--tenant", "acme", "--name", "demo"], cliEnv);
+      expect(created.code).toBe(0);
+      const client = JSON.parse(created.stdout) as { clientId: string; clientSecret: string };
+      const tokenResponse = await fetch(`http://127.0.0.1:${port}/oauth/token`, {
+        method: "POST",
+        body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }),
+      });
+      const { access_token } = (await tokenResponse.json()) as { access_token: string };
+      const auth = { authorization: `Bearer ${access_token}` };
       const submitted = await fetch(`http://127.0.0.1:${port}/api/v1/async`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...auth },
         body: JSON.stringify({ action: "echo", input: { data: 1 } }),
       });
-      const { asyncRequest } = (await submitted.json()) as { asyncRequest: { id: string } };
-      const polled = await fetch(`http://127.0.0.1:${port}/api/v1/async/${asyncRequest.id}?wait=10`);
+      expect(submitted.status).toBe(202);
+      const { asyncRequest } = (await submitted.json()) as { asyncRequest: { id: string; createdBy: { clientId: string } } };
+      expect(asyncRequest.createdBy.clientId).toBe(client.clientId);
+      const polled = await fetch(`http://127.0.0.1:${port}/api/v1/async/${asyncRequest.id}?wait=10`, { headers: auth });
       expect(((await polled.json()) as { asyncRequest: { status: string } }).asyncRequest.status).toMatch(/RUNNING|COMPLETED/);
       expect(existsSync(join(dataDir, "pglite"))).toBe(true);
       expect((await proc.kill("SIGTERM")).code).toBe(0);

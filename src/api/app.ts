@@ -3,12 +3,14 @@ import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
-import { DEFAULT_CALLER } from "../services/caller.js";
+import { safeEqual } from "../auth/credentials.js";
 import { AppError } from "../shared/errors.js";
 import { zodFieldErrors } from "../services/async-requests.js";
 import type { ApiServices, AppEnv } from "./env.js";
 import { errorToResponse, problemResponse } from "./problem.js";
 import { registerActionRoutes } from "./routes/actions.js";
+import { registerAdminRoutes } from "./routes/admin.js";
+import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerAsyncRequestRoutes } from "./routes/async-requests.js";
 import { registerHealthRoutes } from "./routes/health.js";
 
@@ -31,7 +33,6 @@ export function createApp(services: ApiServices, options: AppOptions) {
   app.use("*", requestId({ headerName: "X-Request-Id" }));
   app.use("*", async (c, next) => {
     c.set("services", services);
-    c.set("caller", DEFAULT_CALLER);
     const started = performance.now();
     await next();
     services.logger.debug(
@@ -49,16 +50,31 @@ export function createApp(services: ApiServices, options: AppOptions) {
         }),
     }),
   );
+  // Every /api route needs a bearer token; reading needs `read`, changing needs `write`.
   app.use("/api/*", async (c, next) => {
+    const scope = c.req.method === "GET" || c.req.method === "HEAD" ? "read" : "write";
+    c.set("caller", await services.oauth.authenticate(c.req.header("authorization"), scope));
+    await next();
+  });
+  app.use("/admin/*", async (c, next) => {
+    if (!services.adminToken) throw new AppError("not_found", "The admin API is disabled (set ADMIN_TOKEN)");
+    const given = /^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
+    if (!safeEqual(given, services.adminToken)) {
+      throw new AppError("unauthorized", "Send Authorization: Bearer <ADMIN_TOKEN>", { headers: { "www-authenticate": 'Bearer realm="ricochet-admin"' } });
+    }
+    await next();
+  });
+  app.use("*", async (c, next) => {
     const hasBody = c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
     const chunked = c.req.header("transfer-encoding") !== undefined;
-    if ((hasBody || chunked) && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+    const checked = c.req.path.startsWith("/api/") || c.req.path.startsWith("/admin/");
+    if (checked && (hasBody || chunked) && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
       throw new AppError("unsupported_media_type", "Send the body as application/json");
     }
     await next();
   });
   app.use(
-    "/api/*",
+    "*",
     bodyLimit({
       maxSize: options.bodyLimit,
       onError: () => {
@@ -70,9 +86,14 @@ export function createApp(services: ApiServices, options: AppOptions) {
   registerHealthRoutes(app);
   registerActionRoutes(app);
   registerAsyncRequestRoutes(app);
+  registerOAuthRoutes(app);
+  registerAdminRoutes(app);
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", description: "A token from POST /oauth/token" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
+    security: [{ bearerAuth: [] }],
     info: {
       title: "Ricochet",
       version: options.version,

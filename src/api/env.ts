@@ -1,11 +1,17 @@
 import type { Logger } from "pino";
+import type { AdminService } from "../services/admin.js";
 import type { AsyncRequestsService } from "../services/async-requests.js";
+import type { OAuthService } from "../services/oauth.js";
 import type { Caller } from "../services/caller.js";
 import type { ActionCatalog } from "../worker/actions/catalog.js";
 
 /** What a handler can reach, through the typed Hono context. */
 export type ApiServices = {
   asyncRequests: AsyncRequestsService;
+  oauth: OAuthService;
+  admin: AdminService;
+  /** Unset: the admin API answers 404. */
+  adminToken: string | undefined;
   catalog: ActionCatalog;
   logger: Logger;
   readiness(): Promise<Record<string, string>>;

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
+import { OAuthError } from "../auth/oauth-error.js";
 import { AppError, ERROR_STATUS, type ErrorCode, type FieldError } from "../shared/errors.js";
 
 const TITLES: Record<ErrorCode, string> = {
@@ -14,6 +15,7 @@ const TITLES: Record<ErrorCode, string> = {
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",
   invalid: "Invalid request",
+  idempotency_key_reused: "Idempotency-Key reused",
   limit_exceeded: "Limit exceeded",
   internal: "Internal server error",
   unavailable: "Service unavailable",
@@ -60,6 +62,12 @@ export function problemResponse(
 
 /** The one place where errors become HTTP responses. Unknown errors are logged, never shown. */
 export function errorToResponse(error: unknown, c: Context, logger: Logger): Response {
+  if (error instanceof OAuthError) {
+    // The token endpoints speak RFC 6749 §5.2, not problem+json: OAuth client libraries expect it.
+    const headers: Record<string, string> = { "content-type": "application/json", "cache-control": "no-store", "x-request-id": c.get("requestId") ?? "" };
+    if (error.status === 401) headers["www-authenticate"] = error.usedBasic ? 'Basic realm="ricochet"' : 'Bearer realm="ricochet"';
+    return new Response(JSON.stringify({ error: error.error, error_description: error.description }), { status: error.status, headers });
+  }
   if (error instanceof AppError) {
     const headers = { ...error.extra.headers };
     if (error.extra.retryAfter !== undefined) headers["retry-after"] = String(error.extra.retryAfter);

@@ -100,3 +100,13 @@ export const problemResponses = (...statuses: number[]) =>
       { description: "Problem", content: { "application/problem+json": { schema: ProblemSchema } } },
     ]),
   );
+
+export const IdempotencyHeaderSchema = z.object({
+  "idempotency-key": z
+    .string()
+    .min(1)
+    .max(255)
+    .regex(/^[\x21-\x7e]+$/, "printable ASCII without spaces")
+    .optional()
+    .openapi({ description: "Retrying with the same key within 24 h returns the first answer instead of a new request" }),
+});

@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { loadConfig } from "../config.js";
 import { openDatabase } from "../db/client.js";
 import { VERSION } from "../version.js";
+import { addAdminCommands } from "./admin-commands.js";
 import { runServiceOrExit } from "./service.js";
 
 /** The `ricochet` operator CLI. It reads the same environment as the service. */
@@ -30,5 +31,6 @@ export function buildCli(): Command {
       console.log(`migrations applied (${database.kind})`);
     });
 
+  addAdminCommands(program);
   return program;
 }

@@ -1,5 +1,6 @@
 import { serve } from "@hono/node-server";
 import { ConfigError, loadConfig, type Config } from "../config.js";
+import { withLocalSecrets } from "../infra/local-secrets.js";
 import { redisAnswers, redisServerOnPath, startManagedRedis } from "../infra/managed-redis.js";
 import { createLogger } from "../logger.js";
 import { createRuntime, type Roles } from "../runtime.js";
@@ -32,6 +33,7 @@ export async function runService(mode: string): Promise<void> {
     }
     throw error;
   }
+  config = withLocalSecrets(config);
   const logger = createLogger(config.logLevel);
 
   let managedRedis: { stop(): Promise<void> } | undefined;

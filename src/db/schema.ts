@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import type { AsyncRequestStatus } from "../shared/status.js";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: "date" });
@@ -12,6 +12,77 @@ export const tenants = pgTable("tenants", {
   maxQueued: integer("max_queued"),
   createdAt: ts("created_at").notNull().defaultNow(),
 });
+
+/** An API client of a tenant. `id` is the public client_id; the secret is kept only as a scrypt hash. */
+export const apiClients = pgTable(
+  "api_clients",
+  {
+    id: text("id").primaryKey(),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    secretHash: text("secret_hash").notNull(),
+    scopes: text("scopes").array().notNull(),
+    createdAt: ts("created_at").notNull(),
+    revokedAt: ts("revoked_at"),
+  },
+  (t) => [index("api_clients_tenant_idx").on(t.tenantId)],
+);
+
+/**
+ * Webhook signing secrets, encrypted at rest (AES-256-GCM under SECRETS_KEY) because signing
+ * needs the secret itself. A rotated secret keeps signing until `expiresAt` (the overlap).
+ */
+export const signingSecrets = pgTable(
+  "signing_secrets",
+  {
+    id: uuid("id").primaryKey(),
+    clientId: text("client_id")
+      .notNull()
+      .references(() => apiClients.id),
+    secretEncrypted: text("secret_encrypted").notNull(),
+    createdAt: ts("created_at").notNull(),
+    expiresAt: ts("expires_at"),
+  },
+  (t) => [index("signing_secrets_client_idx").on(t.clientId)],
+);
+
+/** Bearer tokens, stored as the SHA-256 digest of the token; the token itself is never kept. */
+export const accessTokens = pgTable(
+  "access_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    tokenDigest: text("token_digest").notNull().unique(),
+    clientId: text("client_id")
+      .notNull()
+      .references(() => apiClients.id),
+    tenantId: text("tenant_id")
+      .notNull()
+      .references(() => tenants.id),
+    scopes: text("scopes").array().notNull(),
+    createdAt: ts("created_at").notNull(),
+    expiresAt: ts("expires_at"),
+    revokedAt: ts("revoked_at"),
+    lastUsedAt: ts("last_used_at"),
+  },
+  (t) => [index("access_tokens_client_idx").on(t.clientId)],
+);
+
+/** A submit's Idempotency-Key: the same key from the same client replays the first answer. */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    clientId: text("client_id").notNull(),
+    key: text("key").notNull(),
+    requestDigest: text("request_digest").notNull(),
+    asyncRequestId: uuid("async_request_id").notNull(),
+    responseStatus: integer("response_status").notNull(),
+    responseBody: jsonb("response_body").notNull(),
+    createdAt: ts("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.clientId, t.key] })],
+);
 
 export const asyncRequests = pgTable(
   "async_requests",
@@ -42,8 +113,14 @@ export const asyncRequests = pgTable(
   (t) => [
     index("async_requests_tenant_created_idx").on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index("async_requests_status_updated_idx").on(t.status, t.updatedAt),
+    index("async_requests_tenant_status_idx").on(t.tenantId, t.status),
   ],
 );
 
 export type AsyncRequestRow = typeof asyncRequests.$inferSelect;
 export type NewAsyncRequestRow = typeof asyncRequests.$inferInsert;
+
+export type TenantRow = typeof tenants.$inferSelect;
+export type ApiClientRow = typeof apiClients.$inferSelect;
+export type AccessTokenRow = typeof accessTokens.$inferSelect;
+export type SigningSecretRow = typeof signingSecrets.$inferSelect;

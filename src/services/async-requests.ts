@@ -1,18 +1,27 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
+import stringify from "safe-stable-stringify";
 import type { Logger } from "pino";
 import type { z } from "zod";
 import type { ListFilters, RequestsRepository } from "../db/requests.js";
-import type { AsyncRequestRow } from "../db/schema.js";
-import type { StatusEvents } from "../infra/status-events.js";
+import type { AsyncRequestRow, TenantRow } from "../db/schema.js";
+import type { TenantsRepository } from "../db/tenants.js";
+import { toAsyncRequest } from "../shared/async-request.js";
+import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
 import type { Clock } from "../shared/clock.js";
-import { conflict, invalid, notFound, type FieldError } from "../shared/errors.js";
+import { AppError, conflict, invalid, notFound, type FieldError } from "../shared/errors.js";
 import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
 import type { ActionCatalog } from "../worker/actions/catalog.js";
 import type { Caller } from "./caller.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 
 export type SubmitInput = { action: string; input: unknown; metadata?: Record<string, unknown> | undefined };
+
+/** What POST /api/v1/async answers; a replay repeats the first answer to the same key. */
+export type SubmitOutcome = { status: number; body: unknown; replayed: boolean; id: string };
+
+const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
+const QUEUE_FULL_RETRY_AFTER_SECONDS = 5;
 
 export type ListQuery = {
   status?: AsyncRequestStatus[] | undefined;
@@ -27,8 +36,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Deps = {
   repo: RequestsRepository;
+  tenants: TenantsRepository;
+  defaults: { maxConcurrent: number; maxQueued: number };
   queues: Queues;
-  events: StatusEvents;
+  events: PubSub;
   catalog: ActionCatalog;
   clock: Clock;
   logger: Logger;
@@ -51,8 +62,19 @@ export function asyncRequestsService(deps: Deps) {
     return row;
   }
 
+  async function requireTenant(tenantId: string): Promise<TenantRow> {
+    const tenant = await deps.tenants.get(tenantId);
+    if (!tenant) throw notFound(`Tenant ${tenantId}`);
+    return tenant;
+  }
+
+  const effectiveLimits = (tenant: TenantRow) => ({
+    maxConcurrent: tenant.maxConcurrent ?? deps.defaults.maxConcurrent,
+    maxQueued: tenant.maxQueued ?? deps.defaults.maxQueued,
+  });
+
   return {
-    async submit(caller: Caller, body: SubmitInput): Promise<AsyncRequestRow> {
+    async submit(caller: Caller, body: SubmitInput, idempotencyKey?: string): Promise<SubmitOutcome> {
       const action = catalog.get(body.action);
       if (!action) {
         throw invalid(`Unknown action "${body.action}"`, [
@@ -64,24 +86,62 @@ export function asyncRequestsService(deps: Deps) {
         throw invalid(`Invalid input for action "${action.name}"`, zodFieldErrors(parsed.error, "input"));
       }
       const now = clock.now();
-      const row = await repo.insert({
-        id: randomUUID(),
-        tenantId: caller.tenantId,
-        createdBy: caller.clientId,
-        action: action.name,
-        status: "QUEUED",
-        input: body.input ?? null,
-        metadata: body.metadata ?? null,
-        createdAt: now,
-        updatedAt: now,
-      });
+      const limits = effectiveLimits(await requireTenant(caller.tenantId));
+      const outcome = await repo.insertWithinLimit(
+        {
+          id: randomUUID(),
+          tenantId: caller.tenantId,
+          createdBy: caller.clientId,
+          action: action.name,
+          status: "QUEUED",
+          input: body.input ?? null,
+          metadata: body.metadata ?? null,
+          createdAt: now,
+          updatedAt: now,
+        },
+        limits.maxQueued,
+        idempotencyKey === undefined
+          ? undefined
+          : {
+              clientId: caller.clientId,
+              key: idempotencyKey,
+              requestDigest: createHash("sha256").update(stringify(body) ?? "").digest("hex"),
+              notBefore: new Date(now.getTime() - IDEMPOTENCY_WINDOW_MS),
+              responseStatus: 202,
+              responseFor: (row) => ({ asyncRequest: toAsyncRequest(row) }),
+            },
+      );
+      switch (outcome.kind) {
+        case "queue-full":
+          throw new AppError("limit_exceeded", `Your tenant already has ${outcome.queued} QUEUED requests, its limit; retry later`, {
+            retryAfter: QUEUE_FULL_RETRY_AFTER_SECONDS,
+          });
+        case "key-reused":
+          throw new AppError("idempotency_key_reused", "This Idempotency-Key was used with a different request body in the last 24 h; use a new key");
+        case "replay": {
+          const id = (outcome.body as { asyncRequest: { id: string } }).asyncRequest.id;
+          return { status: outcome.status, body: outcome.body, replayed: true, id };
+        }
+        case "created":
+          break;
+      }
+      const { row } = outcome;
       try {
         await queues.enqueueRun(row.id);
       } catch (error) {
         // The row is the source of truth: the sweeper enqueues it once Redis answers again.
         logger.warn({ err: error, requestId: row.id }, "enqueue failed; the sweeper will enqueue the request");
       }
-      return row;
+      return { status: 202, body: { asyncRequest: toAsyncRequest(row) }, replayed: false, id: row.id };
+    },
+
+    async limits(caller: Caller) {
+      const limits = effectiveLimits(await requireTenant(caller.tenantId));
+      const [running, queued] = await Promise.all([repo.count(caller.tenantId, "RUNNING"), repo.count(caller.tenantId, "QUEUED")]);
+      return {
+        concurrentRequests: { limit: limits.maxConcurrent, count: running },
+        queued: { limit: limits.maxQueued, count: queued },
+      };
     },
 
     get: getOwned,

@@ -13,6 +13,7 @@ export const ERROR_STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   invalid: 422,
+  idempotency_key_reused: 422,
   limit_exceeded: 429,
   internal: 500,
   unavailable: 503,

@@ -14,4 +14,9 @@ export function cancelChannel(prefix: string): string {
   return `${prefix}:cancellations`;
 }
 
+/** Channel on which revoked token digests are broadcast, so API processes drop cached look-ups. */
+export function tokenRevocationChannel(prefix: string): string {
+  return `${prefix}:token-revocations`;
+}
+
 export type StatusChangeMessage = { id: string; status: string };

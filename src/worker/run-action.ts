@@ -1,8 +1,9 @@
-import type { Job } from "bullmq";
+import { DelayedError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { RequestsRepository } from "../db/requests.js";
-import type { StatusEvents } from "../infra/status-events.js";
+import type { TenantsRepository } from "../db/tenants.js";
+import type { PubSub } from "../infra/pubsub.js";
 import type { Clock } from "../shared/clock.js";
 import type { RunActionJob } from "../shared/queues.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
@@ -12,7 +13,11 @@ import { ActionError } from "./actions/types.js";
 
 export type RunActionDeps = {
   repo: RequestsRepository;
-  events: StatusEvents;
+  tenants: TenantsRepository;
+  defaults: { maxConcurrent: number };
+  /** How long a job at its tenant's concurrency limit waits before trying again. */
+  tenantSlotRetryMs: number;
+  events: PubSub;
   catalog: ActionCatalog;
   clock: Clock;
   logger: Logger;
@@ -39,7 +44,7 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     if (row) await events.publishStatus({ id, status });
   }
 
-  return async function runAction(job: Job<RunActionJob>): Promise<void> {
+  return async function runAction(job: Job<RunActionJob>, token?: string): Promise<void> {
     const id = job.data.requestId;
     const logger = deps.logger.child({ requestId: id, jobId: job.id });
     const row = await repo.getById(id);
@@ -64,7 +69,14 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     const controller = new AbortController();
     running.set(id, controller);
     try {
-      const started = await repo.transition(id, "RUNNING", clock.now());
+      const tenant = await deps.tenants.get(row.tenantId);
+      const maxConcurrent = tenant?.maxConcurrent ?? deps.defaults.maxConcurrent;
+      const started = await repo.startWithinLimit(id, row.tenantId, maxConcurrent, clock.now());
+      if (started === "at-limit") {
+        // The tenant's limit is reached: wait in the queue (delayed) without using an attempt.
+        await job.moveToDelayed(Date.now() + deps.tenantSlotRetryMs, token);
+        throw new DelayedError();
+      }
       if (!started) return;
       await events.publishStatus({ id, status: "RUNNING" });
       if (started.runs > 1) logger.warn({ run: started.runs }, "running again after a crashed or stalled worker");

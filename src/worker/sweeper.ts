@@ -3,13 +3,13 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 import type { RequestsRepository } from "../db/requests.js";
 import type { Queues } from "../infra/queues.js";
-import type { StatusEvents } from "../infra/status-events.js";
+import type { PubSub } from "../infra/pubsub.js";
 import type { Clock } from "../shared/clock.js";
 
 export type SweeperDeps = {
   repo: RequestsRepository;
   queues: Queues;
-  events: StatusEvents;
+  events: PubSub;
   redis: Redis;
   clock: Clock;
   logger: Logger;

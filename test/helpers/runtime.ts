@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
@@ -23,10 +24,29 @@ export type TestRuntime = Runtime & {
   env: Record<string, string>;
   db: TestDatabase;
   logs: CapturedLogs;
-  /** Calls the API in process. */
+  /** Calls the API in process, as the default client (read + write) unless init sets Authorization. */
   request(path: string, init?: RequestInit): Promise<Response>;
+  /** Calls the API in process with no credentials. */
+  rawRequest(path: string, init?: RequestInit): Promise<Response>;
+  /** The default client, of the seeded `default` tenant. */
+  client: TestClient;
+  /** A new client (of a new tenant unless `tenantId` names one) and a token for it. */
+  createClient(options?: { tenantId?: string; scopes?: string[]; tokenScope?: string }): Promise<TestClient>;
   stop(): Promise<void>;
 };
+
+export type TestClient = {
+  tenantId: string;
+  clientId: string;
+  clientSecret: string;
+  webhookSecret: string;
+  token: string;
+  /** Calls the API in process as this client. */
+  request(path: string, init?: RequestInit): Promise<Response>;
+};
+
+export const TEST_SECRETS_KEY = Buffer.alloc(32, 7).toString("base64");
+export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 
 export type TestRuntimeOptions = {
   roles?: Roles;
@@ -47,6 +67,8 @@ export async function startTestRuntime(options: TestRuntimeOptions = {}): Promis
     SWEEPER_INTERVAL: "1h",
     JOB_LOCK_DURATION: "30s",
     SHUTDOWN_TIMEOUT: "5s",
+    SECRETS_KEY: TEST_SECRETS_KEY,
+    ADMIN_TOKEN: TEST_ADMIN_TOKEN,
     ...(db.url ? { DATABASE_URL: db.url } : {}),
     ...options.env,
   };
@@ -58,16 +80,41 @@ export async function startTestRuntime(options: TestRuntimeOptions = {}): Promis
     database: db,
     ...(options.clock ? { clock: options.clock } : {}),
   });
+  const rawRequest = async (path: string, init?: RequestInit) => {
+    if (!runtime.app) throw new Error("this runtime has no API role");
+    return runtime.app.request(path, init);
+  };
+  const createClient = async (clientOptions: { tenantId?: string; scopes?: string[]; tokenScope?: string } = {}): Promise<TestClient> => {
+    const { admin, oauth } = runtime.services;
+    const tenantId = clientOptions.tenantId ?? `t-${randomUUID().slice(0, 8)}`;
+    if (!clientOptions.tenantId) await admin.createTenant({ id: tenantId });
+    const created = await admin.createClient({ tenantId, name: "test client", scopes: clientOptions.scopes });
+    const issued = await oauth.issueToken({ clientId: created.clientId, clientSecret: created.clientSecret, usedBasic: false }, clientOptions.tokenScope);
+    const token = issued.access_token;
+    return {
+      tenantId,
+      clientId: created.clientId,
+      clientSecret: created.clientSecret,
+      webhookSecret: created.webhookSecret,
+      token,
+      request: (path, init = {}) => {
+        const headers = new Headers(init.headers);
+        if (!headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
+        return rawRequest(path, { ...init, headers });
+      },
+    };
+  };
+  const client = await createClient({ tenantId: "default" });
   return {
     ...runtime,
     config,
     env,
     db,
     logs,
-    request: async (path, init) => {
-      if (!runtime.app) throw new Error("this runtime has no API role");
-      return runtime.app.request(path, init);
-    },
+    client,
+    createClient,
+    rawRequest,
+    request: client.request,
     async stop() {
       await runtime.close();
       if (!options.db) {

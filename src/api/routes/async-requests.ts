@@ -5,6 +5,7 @@ import { isFinal } from "../../shared/status.js";
 import type { AppEnv } from "../env.js";
 import {
   AsyncRequestSchema,
+  IdempotencyHeaderSchema,
   IdParamSchema,
   ListQuerySchema,
   problemResponses,
@@ -28,10 +29,31 @@ const submit = createRoute({
   operationId: "createAsyncRequest",
   tags,
   summary: "Submit an async request",
-  request: { body: { required: true, content: { "application/json": { schema: SubmitBodySchema } } } },
+  request: {
+    headers: IdempotencyHeaderSchema,
+    body: { required: true, content: { "application/json": { schema: SubmitBodySchema } } },
+  },
   responses: {
     202: { ...json(single, "Accepted; poll the Location or wait for the callback"), headers: z.object({ Location: z.string() }) },
-    ...problemResponses(400, 413, 415, 422),
+    ...problemResponses(400, 401, 403, 413, 415, 422, 429),
+  },
+});
+
+const limits = createRoute({
+  method: "get",
+  path: "/api/v1/async/limits",
+  operationId: "getAsyncLimits",
+  tags,
+  summary: "Your tenant's limits and how much of them is in use",
+  responses: {
+    200: json(
+      z.object({
+        concurrentRequests: z.object({ limit: z.number().int(), count: z.number().int() }),
+        queued: z.object({ limit: z.number().int(), count: z.number().int() }),
+      }),
+      "RUNNING requests against the concurrency limit, QUEUED ones against the queue limit",
+    ),
+    ...problemResponses(401, 403),
   },
 });
 
@@ -86,10 +108,15 @@ const cancel = createRoute({
 
 export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(submit, async (c) => {
-    const row = await c.var.services.asyncRequests.submit(c.var.caller, c.req.valid("json"));
-    c.header("Location", `/api/v1/async/${row.id}`);
-    return c.json({ asyncRequest: toAsyncRequest(row) }, 202);
+    const key = c.req.valid("header")["idempotency-key"];
+    const outcome = await c.var.services.asyncRequests.submit(c.var.caller, c.req.valid("json"), key);
+    c.header("Location", `/api/v1/async/${outcome.id}`);
+    if (outcome.replayed) c.header("Idempotent-Replayed", "true");
+    return c.json(outcome.body as z.infer<typeof single>, 202);
   });
+
+  // Registered before /{id} so that "limits" is never taken for an id.
+  app.openapi(limits, async (c) => c.json(await c.var.services.asyncRequests.limits(c.var.caller), 200));
 
   app.openapi(list, async (c) => {
     const query = c.req.valid("query");

@@ -1,18 +1,24 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { cancelChannel, statusChannel, type StatusChangeMessage } from "../shared/queues.js";
+import { cancelChannel, statusChannel, tokenRevocationChannel, type StatusChangeMessage } from "../shared/queues.js";
 
 type Listener = (message: StatusChangeMessage) => void;
 
 /**
- * Status changes and cancellations travel over Redis pub/sub so that the process holding a
- * long-poll (or running a job) hears about what another process did. One subscription per
- * process; listeners are kept locally by request id.
+ * Status changes, cancellations and token revocations travel over Redis pub/sub so that the
+ * process holding a long-poll (running a job, caching a token) hears about what another process
+ * did. One subscription per process; listeners are kept locally. Delivery is best-effort: every
+ * user of it also has a bound that holds without it (timeouts, cache TTL, the database).
  */
-export function createStatusEvents(deps: { publisher: Redis; subscriber: Redis; prefix: string; logger: Logger }) {
+export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix: string; logger: Logger }) {
   const statusListeners = new Map<string, Set<Listener>>();
   const cancelListeners = new Set<(id: string) => void>();
-  const channels = { status: statusChannel(deps.prefix), cancel: cancelChannel(deps.prefix) };
+  const revocationListeners = new Set<(digest: string) => void>();
+  const channels = {
+    status: statusChannel(deps.prefix),
+    cancel: cancelChannel(deps.prefix),
+    revocation: tokenRevocationChannel(deps.prefix),
+  };
 
   deps.subscriber.on("message", (channel: string, raw: string) => {
     try {
@@ -21,6 +27,8 @@ export function createStatusEvents(deps: { publisher: Redis; subscriber: Redis; 
         for (const listener of statusListeners.get(message.id) ?? []) listener(message);
       } else if (channel === channels.cancel) {
         for (const listener of cancelListeners) listener(raw);
+      } else if (channel === channels.revocation) {
+        for (const listener of revocationListeners) listener(raw);
       }
     } catch (error) {
       deps.logger.warn({ err: error, channel }, "ignored a malformed pub/sub message");
@@ -29,7 +37,7 @@ export function createStatusEvents(deps: { publisher: Redis; subscriber: Redis; 
 
   return {
     async start(): Promise<void> {
-      await deps.subscriber.subscribe(channels.status, channels.cancel);
+      await deps.subscriber.subscribe(channels.status, channels.cancel, channels.revocation);
     },
 
     async publishStatus(message: StatusChangeMessage): Promise<void> {
@@ -43,6 +51,17 @@ export function createStatusEvents(deps: { publisher: Redis; subscriber: Redis; 
 
     async publishCancel(id: string): Promise<void> {
       await deps.publisher.publish(channels.cancel, id);
+    },
+
+    async publishTokenRevoked(digest: string): Promise<void> {
+      await deps.publisher.publish(channels.revocation, digest).catch((error: unknown) => {
+        deps.logger.warn({ err: error }, "could not broadcast a token revocation; caches expire it within TOKEN_CACHE_TTL");
+      });
+    },
+
+    onTokenRevoked(listener: (digest: string) => void): () => void {
+      revocationListeners.add(listener);
+      return () => revocationListeners.delete(listener);
     },
 
     onStatus(id: string, listener: Listener): () => void {
@@ -80,4 +99,4 @@ export function createStatusEvents(deps: { publisher: Redis; subscriber: Redis; 
   };
 }
 
-export type StatusEvents = ReturnType<typeof createStatusEvents>;
+export type PubSub = ReturnType<typeof createPubSub>;

@@ -1,0 +1,111 @@
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { OAuthError } from "../../auth/oauth-error.js";
+import type { ClientCredentials } from "../../services/oauth.js";
+import type { AppEnv } from "../env.js";
+
+const tags = ["OAuth2"];
+const FORM = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;
+const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+
+// The bodies are read by hand (readParams), not declared as request schemas: declared schemas
+// would be validated into problem+json errors, and these endpoints must answer per RFC 6749.
+const token = createRoute({
+  method: "post",
+  path: "/oauth/token",
+  operationId: "issueToken",
+  tags,
+  summary: "Exchange client credentials for a bearer token (RFC 6749 §4.4)",
+  description:
+    "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` 0 means the token does not expire.",
+  responses: {
+    200: {
+      description: "A token",
+      content: {
+        "application/json": {
+          schema: z.object({ token_type: z.literal("Bearer"), access_token: z.string(), expires_in: z.number().int(), scope: z.string() }),
+        },
+      },
+    },
+    400: { description: "invalid_request, unsupported_grant_type or invalid_scope" },
+    401: { description: "invalid_client" },
+  },
+});
+
+const revoke = createRoute({
+  method: "post",
+  path: "/oauth/revoke",
+  operationId: "revokeToken",
+  tags,
+  summary: "Revoke one of your tokens (RFC 7009)",
+  description: "Parameter `token` (and optionally `token_type_hint`), with client authentication as for /oauth/token.",
+  responses: { 200: { description: "Revoked, or unknown: either way it no longer works" }, 400: { description: "invalid_request" }, 401: { description: "invalid_client" } },
+});
+
+/** Reads the parameters of a token or revocation request, whatever its encoding. */
+async function readParams(c: Context<AppEnv>): Promise<Record<string, string>> {
+  const type = c.req.header("content-type") ?? "";
+  let raw: Record<string, unknown>;
+  if (FORM.test(type)) {
+    raw = await c.req.parseBody().catch(() => {
+      throw new OAuthError("invalid_request", "The form body could not be read");
+    });
+  } else if (JSON_TYPE.test(type)) {
+    raw = await c.req.json().catch(() => {
+      throw new OAuthError("invalid_request", "The JSON body could not be parsed");
+    });
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new OAuthError("invalid_request", "The JSON body must be an object");
+  } else {
+    throw new OAuthError("invalid_request", "Send the parameters as application/x-www-form-urlencoded, multipart/form-data or JSON");
+  }
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value !== "string") throw new OAuthError("invalid_request", `Parameter ${name} must be given once, as a string`);
+    params[name] = value;
+  }
+  return params;
+}
+
+/** Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or body parameters, never both. */
+function readCredentials(c: Context<AppEnv>, params: Record<string, string>): ClientCredentials {
+  const basic = /^Basic +(\S+)$/i.exec(c.req.header("authorization") ?? "");
+  if (basic) {
+    if (params.client_secret !== undefined) throw new OAuthError("invalid_request", "Use HTTP Basic or client_secret in the body, not both");
+    const decoded = Buffer.from(basic[1]!, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 0) throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
+    const decode = (part: string) => {
+      try {
+        return decodeURIComponent(part.replace(/\+/g, " "));
+      } catch {
+        throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
+      }
+    };
+    return { clientId: decode(decoded.slice(0, colon)), clientSecret: decode(decoded.slice(colon + 1)), usedBasic: true };
+  }
+  if (!params.client_id || !params.client_secret) throw new OAuthError("invalid_client", "Client credentials are missing");
+  return { clientId: params.client_id, clientSecret: params.client_secret, usedBasic: false };
+}
+
+export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>) {
+  app.openapi(token, async (c) => {
+    const params = await readParams(c);
+    if (!params.grant_type) throw new OAuthError("invalid_request", "grant_type is required");
+    if (params.grant_type !== "client_credentials") {
+      throw new OAuthError("unsupported_grant_type", "Only grant_type=client_credentials is supported");
+    }
+    const issued = await c.var.services.oauth.issueToken(readCredentials(c, params), params.scope);
+    c.header("Cache-Control", "no-store");
+    c.header("Pragma", "no-cache");
+    return c.json(issued, 200);
+  });
+
+  app.openapi(revoke, async (c) => {
+    const params = await readParams(c);
+    const credentials = readCredentials(c, params);
+    if (!params.token) throw new OAuthError("invalid_request", "token is required");
+    await c.var.services.oauth.revokeToken(credentials, params.token);
+    c.header("Cache-Control", "no-store");
+    return c.body(null, 200);
+  });
+}
