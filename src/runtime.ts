@@ -12,7 +12,7 @@ import { adminService } from "./services/admin.js";
 import { oauthService } from "./services/oauth.js";
 import { createQueues } from "./infra/queues.js";
 import { connectRedis, createRedis, pingWithin } from "./infra/redis.js";
-import { createPubSub } from "./infra/pubsub.js";
+import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
 import { createActionCatalog } from "./worker/actions/catalog.js";
@@ -34,6 +34,7 @@ export type Runtime = {
   workers: Workers | undefined;
   database: Database;
   services: ApiServices;
+  pubsub: PubSub;
   close(): Promise<void>;
 };
 
@@ -144,6 +145,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     workers,
     database,
     services,
+    pubsub: events,
     async close() {
       await workers?.close();
       await queues.close();

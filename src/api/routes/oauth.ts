@@ -47,7 +47,7 @@ async function readParams(c: Context<AppEnv>): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
   let raw: Record<string, unknown>;
   if (FORM.test(type)) {
-    raw = await c.req.parseBody().catch(() => {
+    raw = await c.req.parseBody({ all: true }).catch(() => {
       throw new OAuthError("invalid_request", "The form body could not be read");
     });
   } else if (JSON_TYPE.test(type)) {
