@@ -26,6 +26,7 @@ describe("docker-compose.yml and Dockerfile", () => {
       expect(service.build).toBe(".");
       expect(service.environment?.DATABASE_URL).toMatch(/^postgres:\/\/.*@postgres:5432\//);
       expect(service.environment?.REDIS_URL).toBe("redis://redis:6379");
+      expect(service.environment?.SECRETS_KEY).toMatch(/^\$\{SECRETS_KEY:\?/); // required, never a default
       expect(service.depends_on).toEqual({ redis: { condition: "service_healthy" }, postgres: { condition: "service_healthy" } });
     }
   });

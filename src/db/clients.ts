@@ -39,13 +39,13 @@ export function clientsRepository(db: Db) {
         .from(signingSecrets)
         .where(and(eq(signingSecrets.clientId, clientId), or(isNull(signingSecrets.expiresAt), gt(signingSecrets.expiresAt, at))))
         .orderBy(asc(signingSecrets.createdAt)),
-    /** Adds a new signing secret; the current ones keep signing until `overlapUntil`. */
+    /** Adds a new signing secret; every older one signs at most until `overlapUntil`. */
     async rotateSigningSecret(secret: typeof signingSecrets.$inferInsert, overlapUntil: Date): Promise<void> {
       await db.transaction(async (tx) => {
         await tx
           .update(signingSecrets)
           .set({ expiresAt: overlapUntil })
-          .where(and(eq(signingSecrets.clientId, secret.clientId), isNull(signingSecrets.expiresAt)));
+          .where(and(eq(signingSecrets.clientId, secret.clientId), or(isNull(signingSecrets.expiresAt), gt(signingSecrets.expiresAt, overlapUntil))));
         await tx.insert(signingSecrets).values(secret);
       });
     },
