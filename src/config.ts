@@ -1,14 +1,8 @@
 import { z } from "zod";
+import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays } from "./shared/callbacks.js";
+import { parseDuration } from "./shared/duration.js";
 
-/** Durations such as `500ms`, `15s`, `2m`, `1h`, or a bare number of milliseconds. */
-export function parseDuration(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!match) throw new Error(`"${text}" is not a duration (examples: 500ms, 15s, 2m, 1h)`);
-  const value = Number(match[1]);
-  const unit = match[2] ?? "ms";
-  const factor = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 }[unit as "ms" | "s" | "m" | "h"];
-  return Math.round(value * factor);
-}
+export { parseDuration };
 
 const duration = z.string().transform((text, ctx) => {
   try {
@@ -29,6 +23,13 @@ const bytes = z.string().transform((text, ctx) => {
   const factor = unit.startsWith("k") ? 1024 : unit.startsWith("m") ? 1024 * 1024 : 1;
   return Number(match[1]) * factor;
 });
+
+const list = z.string().transform((text) =>
+  text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean),
+);
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -69,6 +70,28 @@ const envSchema = z.object({
   TENANT_SLOT_RETRY: duration.default(500),
   /** How long a rotated webhook signing secret keeps signing next to the new one. */
   SECRET_ROTATION_OVERLAP: duration.default(24 * 3_600_000),
+  /** Comma-separated waits between callback attempts: one per retry. */
+  CALLBACK_RETRY_DELAYS: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return parseRetryDelays(text);
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: (error as Error).message });
+        return z.NEVER;
+      }
+    })
+    .default(parseRetryDelays(DEFAULT_CALLBACK_RETRY_DELAYS)),
+  CALLBACK_TIMEOUT: duration.default(15_000),
+  CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** CIDRs or host names that outbound calls may reach although private (e.g. 10.0.0.0/8,hooks.internal). */
+  OUTBOUND_ALLOW: list.default([]),
+  /** DNS servers (host:port) for outbound look-ups; the system resolver when unset. */
+  OUTBOUND_DNS_SERVERS: list.default([]),
+  /** Base URLs the `http` action may call, e.g. https://api.example.com/v2/. */
+  HTTP_ACTION_UPSTREAMS: list.default([]),
+  HTTP_ACTION_TIMEOUT: duration.default(30_000),
+  HTTP_ACTION_MAX_BODY: bytes.default(1024 * 1024),
   /** `npm start` only: start a private redis-server when nothing answers on a loopback REDIS_URL. */
   MANAGED_REDIS: z
     .enum(["auto", "off"])
@@ -98,6 +121,14 @@ export type Config = {
   defaultMaxQueued: number;
   tenantSlotRetryMs: number;
   secretRotationOverlapMs: number;
+  callbackRetryDelays: number[];
+  callbackTimeoutMs: number;
+  callbackConcurrency: number;
+  outboundAllow: string[];
+  outboundDnsServers: string[];
+  httpActionUpstreams: string[];
+  httpActionTimeoutMs: number;
+  httpActionMaxBody: number;
 };
 
 export class ConfigError extends Error {
@@ -146,5 +177,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     defaultMaxQueued: e.DEFAULT_MAX_QUEUED,
     tenantSlotRetryMs: e.TENANT_SLOT_RETRY,
     secretRotationOverlapMs: e.SECRET_ROTATION_OVERLAP,
+    callbackRetryDelays: e.CALLBACK_RETRY_DELAYS,
+    callbackTimeoutMs: e.CALLBACK_TIMEOUT,
+    callbackConcurrency: e.CALLBACK_CONCURRENCY,
+    outboundAllow: e.OUTBOUND_ALLOW,
+    outboundDnsServers: e.OUTBOUND_DNS_SERVERS,
+    httpActionUpstreams: e.HTTP_ACTION_UPSTREAMS,
+    httpActionTimeoutMs: e.HTTP_ACTION_TIMEOUT,
+    httpActionMaxBody: e.HTTP_ACTION_MAX_BODY,
   };
 }

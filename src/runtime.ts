@@ -4,6 +4,10 @@ import type { ApiServices } from "./api/env.js";
 import type { Config } from "./config.js";
 import { openDatabase, type Database } from "./db/client.js";
 import { createSecretBox } from "./auth/secret-box.js";
+import { callbacksRepository } from "./db/callbacks.js";
+import { createMetrics } from "./infra/metrics.js";
+import { checkOutboundUrl, createAddressPolicy } from "./infra/outbound/address-policy.js";
+import { createOutboundClient } from "./infra/outbound/client.js";
 import { clientsRepository } from "./db/clients.js";
 import { requestsRepository } from "./db/requests.js";
 import { tenantsRepository } from "./db/tenants.js";
@@ -67,12 +71,24 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
   const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
   await events.start();
-  const queues = createQueues(redis, config.queuePrefix);
+  const queues = createQueues(redis, config.queuePrefix, config.callbackRetryDelays.length + 1);
   const repo = requestsRepository(database.db);
   const tenants = tenantsRepository(database.db);
   const clients = clientsRepository(database.db);
   const tokens = tokensRepository(database.db);
-  const catalog = createActionCatalog();
+  const callbacks = callbacksRepository(database.db);
+  const catalog = createActionCatalog({ httpUpstreams: config.httpActionUpstreams });
+  const metrics = createMetrics();
+  const userAgent = `Ricochet/${VERSION}`;
+  const callbackPolicy = createAddressPolicy(config.outboundAllow);
+  const callbackHttp = createOutboundClient({ policy: callbackPolicy, dnsServers: config.outboundDnsServers, userAgent });
+  // The http action's upstreams are the operator's own choice, so their hosts are allowed.
+  const upstreamHosts = config.httpActionUpstreams.map((base) => new URL(base).hostname);
+  const actionHttp = createOutboundClient({
+    policy: createAddressPolicy([...config.outboundAllow, ...upstreamHosts]),
+    dnsServers: config.outboundDnsServers,
+    userAgent,
+  });
   const defaults = { maxConcurrent: config.defaultMaxConcurrent, maxQueued: config.defaultMaxQueued };
   const oauth = oauthService({
     clients,
@@ -85,6 +101,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
   const admin = adminService({
     tenants,
+    callbacks,
+    queues,
     clients,
     tokens,
     oauth,
@@ -96,7 +114,20 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
 
   const services: ApiServices = {
-    asyncRequests: asyncRequestsService({ repo, tenants, defaults, queues, events, catalog, clock, logger }),
+    asyncRequests: asyncRequestsService({
+      repo,
+      callbacks,
+      checkCallbackUrl: (url) => checkOutboundUrl(url, callbackPolicy),
+      tenants,
+      defaults,
+      queues,
+      events,
+      catalog,
+      clock,
+      logger,
+    }),
+    metrics,
+    subscribeStatus: (id, listener) => events.onStatus(id, listener),
     oauth,
     admin,
     adminToken: config.adminToken,
@@ -121,6 +152,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     roles.worker && workerRedis
       ? await startWorkers({
           repo,
+          callbacks,
+          metrics,
+          http: callbackHttp,
+          actionHttp: { send: actionHttp.send, timeoutMs: config.httpActionTimeoutMs, maxBodyBytes: config.httpActionMaxBody },
+          signingSecrets: admin.signingSecrets,
+          retryDelays: config.callbackRetryDelays,
+          timeoutMs: config.callbackTimeoutMs,
+          callbackConcurrency: config.callbackConcurrency,
           tenants,
           defaults,
           tenantSlotRetryMs: config.tenantSlotRetryMs,
@@ -149,6 +188,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     async close() {
       await workers?.close();
       await queues.close();
+      await Promise.allSettled([callbackHttp.close(), actionHttp.close()]);
       await closeRedis();
       if (!options.database) await database.close();
     },

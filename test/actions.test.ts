@@ -12,6 +12,11 @@ const helpers = (signal = new AbortController().signal, progress: number[] = [])
   progress: async (n) => {
     progress.push(n);
   },
+  http: {
+    send: () => Promise.reject(new Error("these actions make no outbound calls")),
+    timeoutMs: 1_000,
+    maxBodyBytes: 1_024,
+  },
 });
 
 describe("analyse", () => {

@@ -12,6 +12,8 @@ import { registerActionRoutes } from "./routes/actions.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerAsyncRequestRoutes } from "./routes/async-requests.js";
+import { registerCallbackRoutes } from "./routes/callbacks.js";
+import { registerEventRoutes } from "./routes/events.js";
 import { registerHealthRoutes } from "./routes/health.js";
 
 export type AppOptions = { bodyLimit: number; version: string };
@@ -86,6 +88,8 @@ export function createApp(services: ApiServices, options: AppOptions) {
   registerHealthRoutes(app);
   registerActionRoutes(app);
   registerAsyncRequestRoutes(app);
+  registerCallbackRoutes(app);
+  registerEventRoutes(app);
   registerOAuthRoutes(app);
   registerAdminRoutes(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", description: "A token from POST /oauth/token" });

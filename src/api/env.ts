@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { Metrics } from "../infra/metrics.js";
 import type { AdminService } from "../services/admin.js";
 import type { AsyncRequestsService } from "../services/async-requests.js";
 import type { OAuthService } from "../services/oauth.js";
@@ -8,6 +9,7 @@ import type { ActionCatalog } from "../worker/actions/catalog.js";
 /** What a handler can reach, through the typed Hono context. */
 export type ApiServices = {
   asyncRequests: AsyncRequestsService;
+  metrics: Metrics;
   oauth: OAuthService;
   admin: AdminService;
   /** Unset: the admin API answers 404. */
@@ -15,6 +17,8 @@ export type ApiServices = {
   catalog: ActionCatalog;
   logger: Logger;
   readiness(): Promise<Record<string, string>>;
+  /** Calls `listener` at each status change of request `id`, from any process. */
+  subscribeStatus(id: string, listener: () => void): () => void;
 };
 
 export type AppEnv = {

@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { CALLBACK_STATUSES } from "../shared/callbacks.js";
 import { ASYNC_REQUEST_STATUSES } from "../shared/status.js";
 
 export const ProblemSchema = z
@@ -28,7 +29,17 @@ export const AsyncRequestSchema = z
     progress: z.number().int().min(0).max(100).nullable(),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     callbackUrl: z.string().nullable(),
-    callback: z.null(),
+    callback: z
+      .object({
+        status: z.enum(CALLBACK_STATUSES),
+        attempts: z.number().int(),
+        lastStatusCode: z.number().int().nullable(),
+        lastError: z.string().nullable(),
+        lastAttemptAt: isoDate.nullable(),
+        nextAttemptAt: isoDate.nullable(),
+      })
+      .nullable()
+      .openapi({ description: "Delivery of the callback to callbackUrl; null without one" }),
     asyncResponse: z
       .object({
         dateCreated: isoDate,
@@ -47,6 +58,10 @@ export const SubmitBodySchema = z
   .object({
     action: z.string().min(1).max(100).openapi({ example: "analyse" }),
     input: z.unknown().openapi({ example: { texts: ["Hello world. Hello world."] } }),
+    callbackUrl: z
+      .string()
+      .optional()
+      .openapi({ description: "Where the signed result is POSTed when the request finishes", example: "https://example.com/hooks/ricochet" }),
     metadata: z
       .record(z.string(), z.unknown())
       .refine((value) => JSON.stringify(value).length <= METADATA_MAX_BYTES, {

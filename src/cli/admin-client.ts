@@ -7,7 +7,7 @@ import type { Config } from "../config.js";
 /** The operations the CLI needs, over HTTP (admin API) or straight on the database. */
 export type AdminOps = Pick<
   AdminService,
-  "createTenant" | "listTenants" | "setLimits" | "createClient" | "listClients" | "revokeClient" | "rotateClientSecret" | "rotateWebhookSecret" | "revokeTokens"
+  "createTenant" | "listTenants" | "redeliverExhausted" | "setLimits" | "createClient" | "listClients" | "revokeClient" | "rotateClientSecret" | "rotateWebhookSecret" | "revokeTokens"
 > & { close(): Promise<void> };
 
 /** Talks to a running server's admin API: what an operator without database access uses. */
@@ -41,6 +41,7 @@ export function httpAdmin(baseUrl: string, adminToken: string): AdminOps {
     rotateWebhookSecret: (clientId, overlapMs) =>
       call("POST", `/admin/v1/clients/${enc(clientId)}/rotate-secret`, { kind: "webhook", ...(overlapMs === undefined ? {} : { overlapSeconds: Math.round(overlapMs / 1000) }) }),
     revokeTokens: (input) => call("POST", "/admin/v1/tokens/revoke", input),
+    redeliverExhausted: (tenantId, since) => call("POST", `/admin/v1/tenants/${enc(tenantId)}/callbacks/redeliver`, { since: since.toISOString() }),
     close: async () => {},
   };
 }
@@ -59,6 +60,7 @@ export async function directAdmin(config: Config): Promise<AdminOps> {
     rotateClientSecret: admin.rotateClientSecret,
     rotateWebhookSecret: admin.rotateWebhookSecret,
     revokeTokens: admin.revokeTokens,
+    redeliverExhausted: admin.redeliverExhausted,
     close: () => runtime.close(),
   };
 }

@@ -133,6 +133,22 @@ export function addAdminCommands(program: Command) {
     );
 
   program
+    .command("callbacks")
+    .description("Operate callback delivery")
+    .command("redeliver")
+    .description("Redeliver every EXHAUSTED callback of a tenant last tried since a time")
+    .requiredOption("--tenant <id>", "the tenant")
+    .requiredOption("--since <time>", "ISO 8601 time, or a duration ago such as 6h")
+    .action((o: { tenant: string; since: string }) =>
+      run(async (ops, options) => {
+        const since = /^\d+(\.\d+)?(ms|s|m|h)$/.test(o.since) ? new Date(Date.now() - parseDuration(o.since)) : new Date(o.since);
+        if (Number.isNaN(since.getTime())) throw new Error(`--since: "${o.since}" is neither an ISO 8601 time nor a duration`);
+        const result = await ops.redeliverExhausted(o.tenant, since);
+        print(options, result, () => `${result.redelivered} callback(s) redelivered`);
+      })(),
+    );
+
+  program
     .command("tokens")
     .description("Manage bearer tokens")
     .command("revoke [token]")

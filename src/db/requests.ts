@@ -153,7 +153,13 @@ export function requestsRepository(db: Db) {
       const timestamps =
         to === "RUNNING"
           ? { startedAt: at, runs: sql`${asyncRequests.runs} + 1` }
-          : { finishedAt: at };
+          : {
+              finishedAt: at,
+              // Finishing opens the first callback series, in the same statement: exactly once.
+              callbackStatus: sql`case when ${asyncRequests.callbackUrl} is null then null else 'PENDING' end`,
+              callbackSeries: sql`case when ${asyncRequests.callbackUrl} is null then 0 else 1 end`,
+              callbackUpdatedAt: at,
+            };
       const [row] = await db
         .update(asyncRequests)
         .set({ ...fields, ...timestamps, status: to, updatedAt: at })

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
-import { index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import type { CallbackStatus } from "../shared/callbacks.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, precision: 3, mode: "date" });
@@ -109,14 +110,48 @@ export const asyncRequests = pgTable(
     startedAt: ts("started_at"),
     finishedAt: ts("finished_at"),
     updatedAt: ts("updated_at").notNull(),
+    // The callback's current attempt series; null when there is no callbackUrl or no series yet.
+    callbackStatus: text("callback_status").$type<CallbackStatus>(),
+    callbackSeries: integer("callback_series").notNull().default(0),
+    callbackAttempts: integer("callback_attempts").notNull().default(0),
+    callbackLastStatusCode: integer("callback_last_status_code"),
+    callbackLastError: text("callback_last_error"),
+    callbackLastAttemptAt: ts("callback_last_attempt_at"),
+    callbackNextAttemptAt: ts("callback_next_attempt_at"),
+    callbackUpdatedAt: ts("callback_updated_at"),
   },
   (t) => [
+    index("async_requests_callback_idx").on(t.callbackStatus, t.callbackUpdatedAt),
     index("async_requests_tenant_created_idx").on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index("async_requests_status_updated_idx").on(t.status, t.updatedAt),
     index("async_requests_tenant_status_idx").on(t.tenantId, t.status),
   ],
 );
 
+/** Every delivery attempt, as the receiver answered it (the first 16 KiB of its body). */
+export const callbackAttempts = pgTable(
+  "callback_attempts",
+  {
+    id: uuid("id").primaryKey(),
+    requestId: uuid("request_id")
+      .notNull()
+      .references(() => asyncRequests.id),
+    series: integer("series").notNull(),
+    attempt: integer("attempt").notNull(),
+    webhookId: text("webhook_id").notNull(),
+    url: text("url").notNull(),
+    startedAt: ts("started_at").notNull(),
+    durationMs: integer("duration_ms").notNull(),
+    statusCode: integer("status_code"),
+    errorClass: text("error_class"),
+    errorMessage: text("error_message"),
+    responseBody: text("response_body"),
+    delivered: boolean("delivered").notNull(),
+  },
+  (t) => [index("callback_attempts_request_idx").on(t.requestId, t.startedAt)],
+);
+
+export type CallbackAttemptRow = typeof callbackAttempts.$inferSelect;
 export type AsyncRequestRow = typeof asyncRequests.$inferSelect;
 export type NewAsyncRequestRow = typeof asyncRequests.$inferInsert;
 

@@ -1,5 +1,6 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import { CALLBACK_BACKOFF, callbackJobId, type DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 
 /**
@@ -13,13 +14,33 @@ export const RUN_ACTION_JOB_OPTIONS: JobsOptions = {
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
-export function createQueues(connection: Redis, prefix: string) {
+/**
+ * One job per attempt series; its attempts are the series' attempts, spaced by the worker's
+ * custom backoff strategy (the callback schedule). `totalAttempts` is retries + 1.
+ */
+export function createQueues(connection: Redis, prefix: string, callbackAttempts: number) {
   const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix });
+  const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix });
   return {
     jobs,
+    callbacks,
     /** Idempotent: the job id is the request id, so a second add of the same request is a no-op. */
     enqueueRun: (requestId: string) => jobs.add("run", { requestId }, { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId }),
-    close: () => jobs.close(),
+    /** Idempotent per series: the job id is derived from the request id and the series. */
+    enqueueCallback: (requestId: string, series: number, resume: { offset: number; delayMs: number } = { offset: 0, delayMs: 0 }) =>
+      callbacks.add(
+        "deliver",
+        { requestId, series, offset: resume.offset },
+        {
+          jobId: callbackJobId(requestId, series),
+          attempts: Math.max(1, callbackAttempts - resume.offset),
+          backoff: { type: CALLBACK_BACKOFF },
+          delay: resume.delayMs,
+          removeOnComplete: { age: 24 * 3600, count: 10_000 },
+          removeOnFail: { age: 7 * 24 * 3600 },
+        },
+      ),
+    close: () => Promise.all([jobs.close(), callbacks.close()]).then(() => undefined),
   };
 }
 

@@ -3,7 +3,9 @@ import type { Logger } from "pino";
 import { digestToken, hashSecret, newClientId, newClientSecret, newWebhookSecret } from "../auth/credentials.js";
 import { isScope, SCOPES, type Scope } from "../auth/scopes.js";
 import type { SecretBox } from "../auth/secret-box.js";
+import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ClientsRepository } from "../db/clients.js";
+import type { Queues } from "../infra/queues.js";
 import type { ApiClientRow, TenantRow } from "../db/schema.js";
 import type { TenantsRepository } from "../db/tenants.js";
 import type { TokensRepository } from "../db/tokens.js";
@@ -13,6 +15,8 @@ import type { OAuthService } from "./oauth.js";
 
 type Deps = {
   tenants: TenantsRepository;
+  callbacks: CallbacksRepository;
+  queues: Queues;
   clients: ClientsRepository;
   tokens: TokensRepository;
   oauth: OAuthService;
@@ -156,6 +160,22 @@ export function adminService(deps: Deps) {
     async signingSecrets(clientId: string): Promise<string[]> {
       const rows = await clients.activeSigningSecrets(clientId, clock.now());
       return rows.map((row) => deps.secretBox.open(row.secretEncrypted));
+    },
+
+    /** Starts a new attempt series for every EXHAUSTED callback of a tenant last tried at or after `since`. */
+    async redeliverExhausted(tenantId: string, since: Date) {
+      if (!(await tenants.get(tenantId))) throw notFound(`Tenant ${tenantId}`);
+      const ids = await deps.callbacks.exhaustedSince(tenantId, since);
+      let redelivered = 0;
+      for (const id of ids) {
+        const row = await deps.callbacks.startSeries(tenantId, id, clock.now());
+        if (!row) continue; // redelivered by someone else meanwhile
+        // If the enqueue fails, the sweeper finds the PENDING series.
+        await deps.queues.enqueueCallback(id, row.callbackSeries).catch(() => {});
+        redelivered++;
+      }
+      deps.logger.info({ tenantId, since, redelivered }, "exhausted callbacks redelivered");
+      return { redelivered };
     },
 
     /** Revokes one token (by its value) or every token of a client. */

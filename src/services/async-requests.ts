@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import type { Logger } from "pino";
 import type { z } from "zod";
+import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ListFilters, RequestsRepository } from "../db/requests.js";
 import type { AsyncRequestRow, TenantRow } from "../db/schema.js";
 import type { TenantsRepository } from "../db/tenants.js";
@@ -15,7 +16,12 @@ import type { ActionCatalog } from "../worker/actions/catalog.js";
 import type { Caller } from "./caller.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 
-export type SubmitInput = { action: string; input: unknown; metadata?: Record<string, unknown> | undefined };
+export type SubmitInput = {
+  action: string;
+  input: unknown;
+  callbackUrl?: string | undefined;
+  metadata?: Record<string, unknown> | undefined;
+};
 
 /** What POST /api/v1/async answers; a replay repeats the first answer to the same key. */
 export type SubmitOutcome = { status: number; body: unknown; replayed: boolean; id: string };
@@ -36,6 +42,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 type Deps = {
   repo: RequestsRepository;
+  callbacks: CallbacksRepository;
+  /** Why a callback URL is refused at submit (shape, scheme, credentials, literal address), if it is. */
+  checkCallbackUrl(url: string): string | undefined;
   tenants: TenantsRepository;
   defaults: { maxConcurrent: number; maxQueued: number };
   queues: Queues;
@@ -85,6 +94,8 @@ export function asyncRequestsService(deps: Deps) {
       if (!parsed.success) {
         throw invalid(`Invalid input for action "${action.name}"`, zodFieldErrors(parsed.error, "input"));
       }
+      const urlProblem = body.callbackUrl === undefined ? undefined : deps.checkCallbackUrl(body.callbackUrl);
+      if (urlProblem) throw invalid("Invalid callbackUrl", [{ path: "callbackUrl", message: urlProblem }]);
       const now = clock.now();
       const limits = effectiveLimits(await requireTenant(caller.tenantId));
       const outcome = await repo.insertWithinLimit(
@@ -96,6 +107,7 @@ export function asyncRequestsService(deps: Deps) {
           status: "QUEUED",
           input: body.input ?? null,
           metadata: body.metadata ?? null,
+          callbackUrl: body.callbackUrl ?? null,
           createdAt: now,
           updatedAt: now,
         },
@@ -203,8 +215,28 @@ export function asyncRequestsService(deps: Deps) {
         events.publishCancel(id),
         // A waiting job is removed; an active one is locked and ends when its action sees the abort.
         queues.jobs.remove(id),
+        // If this fails the sweeper enqueues the PENDING callback.
+        cancelled.callbackStatus === "PENDING" && queues.enqueueCallback(id, cancelled.callbackSeries),
       ]);
       return cancelled;
+    },
+
+    /** Starts a new attempt series for a finished request's callback. */
+    async redeliver(caller: Caller, id: string): Promise<AsyncRequestRow> {
+      const row = await getOwned(caller, id);
+      if (!row.callbackUrl) throw conflict(`Async request ${id} has no callbackUrl`);
+      if (!isFinal(row.status)) throw conflict(`Async request ${id} is ${row.status}; its callback is sent when it finishes`);
+      const started = await deps.callbacks.startSeries(caller.tenantId, id, clock.now());
+      if (!started) throw conflict(`The callback of ${id} is being delivered (${row.callbackStatus}); redeliver once it is DELIVERED or EXHAUSTED`);
+      await queues.enqueueCallback(id, started.callbackSeries).catch((error: unknown) =>
+        logger.warn({ err: error, requestId: id }, "enqueue failed; the sweeper will enqueue the callback"),
+      );
+      return started;
+    },
+
+    async callbackAttempts(caller: Caller, id: string) {
+      await getOwned(caller, id);
+      return deps.callbacks.listAttempts(id);
     },
   };
 }

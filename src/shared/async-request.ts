@@ -14,7 +14,16 @@ export function toAsyncRequest(row: AsyncRequestRow) {
     progress: row.progress,
     metadata: row.metadata ?? null,
     callbackUrl: row.callbackUrl,
-    callback: null,
+    callback: row.callbackStatus
+      ? {
+          status: row.callbackStatus,
+          attempts: row.callbackAttempts,
+          lastStatusCode: row.callbackLastStatusCode,
+          lastError: row.callbackLastError,
+          lastAttemptAt: row.callbackLastAttemptAt?.toISOString() ?? null,
+          nextAttemptAt: row.callbackNextAttemptAt?.toISOString() ?? null,
+        }
+      : null,
     asyncResponse: isFinal(row.status)
       ? {
           dateCreated: (row.finishedAt ?? row.updatedAt).toISOString(),

@@ -1,11 +1,15 @@
-import { Worker } from "bullmq";
+import { Worker, type MinimalJob } from "bullmq";
 import type { Redis } from "ioredis";
+import { CALLBACK_BACKOFF, type DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
+import { createDeliverCallback, type DeliverCallbackDeps } from "./deliver-callback.js";
 import { createRunAction, CancelledByClient, WorkerShutdown, type RunActionDeps } from "./run-action.js";
 import { createSweeper, type SweeperDeps } from "./sweeper.js";
 
 export type WorkerDeps = RunActionDeps &
+  DeliverCallbackDeps &
   Omit<SweeperDeps, "intervalMs" | "graceMs"> & {
+    callbackConcurrency: number;
     /** A connection BullMQ may block on; it duplicates it as needed. */
     workerRedis: Redis;
     concurrency: number;
@@ -34,13 +38,33 @@ export async function startWorkers(deps: WorkerDeps) {
     deps.logger.warn({ err: error, requestId: job?.data.requestId, attempt: job?.attemptsMade }, "run attempt failed"),
   );
   void worker.run().catch((error) => deps.logger.error({ err: error }, "jobs worker stopped"));
-  await worker.waitUntilReady();
+
+  const callbackWorker = new Worker<DeliverCallbackJob>(QUEUE_NAMES.callbacks, createDeliverCallback(deps), {
+    connection: deps.workerRedis,
+    prefix: deps.prefix,
+    concurrency: deps.callbackConcurrency,
+    lockDuration: Math.max(deps.lockDurationMs, deps.timeoutMs * 2),
+    maxStalledCount: 3,
+    autorun: false,
+    settings: {
+      // The callback schedule: after failed attempt n of a series, wait retryDelays[n - 1].
+      backoffStrategy: (attemptsMade: number, type?: string, _error?: Error, job?: MinimalJob) => {
+        if (type !== CALLBACK_BACKOFF) return 0;
+        const offset = (job?.data as DeliverCallbackJob | undefined)?.offset ?? 0;
+        return deps.retryDelays[offset + attemptsMade - 1] ?? -1;
+      },
+    },
+  });
+  callbackWorker.on("error", (error) => deps.logger.warn({ err: error }, "callbacks worker error"));
+  void callbackWorker.run().catch((error) => deps.logger.error({ err: error }, "callbacks worker stopped"));
+  await Promise.all([worker.waitUntilReady(), callbackWorker.waitUntilReady()]);
 
   const sweeper = createSweeper({ ...deps, intervalMs: deps.sweeperIntervalMs, graceMs: deps.sweeperGraceMs });
   sweeper.start();
 
   return {
     worker,
+    callbackWorker,
     sweeper,
     running,
     /** Stops taking jobs, lets active ones finish for up to the shutdown timeout, then aborts them. */
@@ -48,7 +72,7 @@ export async function startWorkers(deps: WorkerDeps) {
       stopListening();
       await sweeper.stop();
       let timer: NodeJS.Timeout | undefined;
-      const graceful = worker.close().then(() => "closed" as const);
+      const graceful = Promise.all([worker.close(), callbackWorker.close()]).then(() => "closed" as const);
       const timedOut = new Promise<"timeout">((resolve) => {
         timer = setTimeout(() => resolve("timeout"), deps.shutdownTimeoutMs);
       });
@@ -57,7 +81,7 @@ export async function startWorkers(deps: WorkerDeps) {
       if (outcome === "timeout") {
         deps.logger.warn({ active: running.size }, "shutdown timeout: aborting active jobs; they run again elsewhere");
         for (const controller of running.values()) controller.abort(new WorkerShutdown("worker shutting down"));
-        await worker.close(true);
+        await Promise.all([worker.close(true), callbackWorker.close(true)]);
       }
     },
   };

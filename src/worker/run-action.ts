@@ -4,15 +4,20 @@ import { z } from "zod";
 import type { RequestsRepository } from "../db/requests.js";
 import type { TenantsRepository } from "../db/tenants.js";
 import type { PubSub } from "../infra/pubsub.js";
+import type { Metrics } from "../infra/metrics.js";
+import type { Queues } from "../infra/queues.js";
 import type { Clock } from "../shared/clock.js";
 import type { RunActionJob } from "../shared/queues.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 import { isFinal } from "../shared/status.js";
 import type { ActionCatalog } from "./actions/catalog.js";
-import { ActionError } from "./actions/types.js";
+import { ActionError, type ActionHelpers } from "./actions/types.js";
 
 export type RunActionDeps = {
+  metrics: Metrics;
+  actionHttp: ActionHelpers["http"];
   repo: RequestsRepository;
+  queues: Queues;
   tenants: TenantsRepository;
   defaults: { maxConcurrent: number };
   /** How long a job at its tenant's concurrency limit waits before trying again. */
@@ -41,7 +46,15 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
 
   async function finish(id: string, status: AsyncRequestStatus, fields: Parameters<RequestsRepository["transition"]>[3]) {
     const row = await repo.transition(id, status, clock.now(), fields);
-    if (row) await events.publishStatus({ id, status });
+    if (!row) return;
+    deps.metrics.requestsFinished.inc({ action: row.action, status });
+    await events.publishStatus({ id, status });
+    if (row.callbackStatus === "PENDING") {
+      // If this fails (or we crash first), the sweeper finds the PENDING series and enqueues it.
+      await deps.queues.enqueueCallback(id, row.callbackSeries).catch((error: unknown) =>
+        deps.logger.warn({ err: error, requestId: id }, "could not enqueue the callback; the sweeper will"),
+      );
+    }
   }
 
   return async function runAction(job: Job<RunActionJob>, token?: string): Promise<void> {
@@ -87,6 +100,7 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
           logger,
           signal: controller.signal,
           clock,
+          http: deps.actionHttp,
           progress: (percent) => repo.setProgress(id, Math.max(0, Math.min(100, Math.round(percent))), clock.now()),
         });
       } catch (error) {

@@ -1,13 +1,16 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
+import type { CallbacksRepository } from "../db/callbacks.js";
 import type { RequestsRepository } from "../db/requests.js";
+import { callbackJobId } from "../shared/callbacks.js";
 import type { Queues } from "../infra/queues.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { Clock } from "../shared/clock.js";
 
 export type SweeperDeps = {
   repo: RequestsRepository;
+  callbacks: CallbacksRepository;
   queues: Queues;
   events: PubSub;
   redis: Redis;
@@ -30,8 +33,35 @@ export function createSweeper(deps: SweeperDeps) {
   const { repo, queues, events, redis, clock, logger } = deps;
   const lockKey = `${deps.prefix}:sweeper-lock`;
 
-  async function sweepOnce(): Promise<{ checked: number; enqueued: number; failed: number }> {
-    const stats = { checked: 0, enqueued: 0, failed: 0 };
+  /**
+   * A callback series in flight with no live job (we crashed between finishing the request and
+   * enqueueing, or Redis lost the job) is enqueued again, resuming at its next attempt.
+   */
+  async function sweepCallbacks(before: Date): Promise<number> {
+    let enqueued = 0;
+    let checked = 0;
+    let afterId: string | undefined;
+    while (checked < MAX_PER_SWEEP) {
+      const rows = await deps.callbacks.findInFlightSince(before, afterId, PAGE);
+      for (const row of rows) {
+        checked++;
+        const job = await queues.callbacks.getJob(callbackJobId(row.id, row.series));
+        const state = job ? await job.getState() : "missing";
+        if (state !== "missing" && state !== "unknown" && state !== "completed" && state !== "failed") continue;
+        if (job) await job.remove().catch(() => {});
+        const delayMs = Math.max(0, (row.nextAttemptAt?.getTime() ?? 0) - clock.now().getTime());
+        await queues.enqueueCallback(row.id, row.series, { offset: row.attempts, delayMs });
+        enqueued++;
+        logger.warn({ requestId: row.id, series: row.series, attempts: row.attempts, jobState: state }, "sweeper enqueued a callback with no live job");
+      }
+      if (rows.length < PAGE) break;
+      afterId = rows.at(-1)!.id;
+    }
+    return enqueued;
+  }
+
+  async function sweepOnce(): Promise<{ checked: number; enqueued: number; failed: number; callbacks: number }> {
+    const stats = { checked: 0, enqueued: 0, failed: 0, callbacks: 0 };
     const before = new Date(clock.now().getTime() - deps.graceMs);
     let after: { updatedAt: Date; id: string } | undefined;
     while (stats.checked < MAX_PER_SWEEP) {
@@ -61,6 +91,7 @@ export function createSweeper(deps: SweeperDeps) {
       const last = rows.at(-1)!;
       after = { updatedAt: last.updatedAt, id: last.id };
     }
+    stats.callbacks = await sweepCallbacks(before);
     return stats;
   }
 
@@ -73,7 +104,7 @@ export function createSweeper(deps: SweeperDeps) {
       const locked = await redis.set(lockKey, token, "PX", Math.max(deps.intervalMs, 1_000), "NX");
       if (locked !== "OK") return;
       const stats = await sweepOnce();
-      if (stats.enqueued || stats.failed) logger.info(stats, "sweep done");
+      if (stats.enqueued || stats.failed || stats.callbacks) logger.info(stats, "sweep done");
     } catch (error) {
       logger.warn({ err: error }, "sweep failed; will try again");
     }

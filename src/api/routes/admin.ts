@@ -51,6 +51,12 @@ const routes = {
     },
     responses: { 200: anyJson("The new secret"), ...problemResponses(401, 404, 422) },
   }),
+  redeliverExhausted: createRoute({
+    method: "post", path: "/admin/v1/tenants/{tenantId}/callbacks/redeliver", tags, security,
+    summary: "Redeliver every EXHAUSTED callback of a tenant last tried since a time",
+    request: { params: TenantIdParam, body: body(z.object({ since: z.iso.datetime({ offset: true }) }).strict()) },
+    responses: { 200: anyJson("How many series were started"), ...problemResponses(401, 404, 422) },
+  }),
   revokeTokens: createRoute({
     method: "post", path: "/admin/v1/tokens/revoke", tags, security, summary: "Revoke a token, or every token of a client",
     request: { body: body(z.object({ token: z.string().min(1).optional(), clientId: z.string().min(1).optional() }).strict()) },
@@ -78,5 +84,8 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>) {
     const rotated = kind === "client" ? await admin(c).rotateClientSecret(clientId) : await admin(c).rotateWebhookSecret(clientId, overlapSeconds === undefined ? undefined : overlapSeconds * 1000);
     return c.json(rotated, 200);
   });
+  app.openapi(routes.redeliverExhausted, async (c) =>
+    c.json(await admin(c).redeliverExhausted(c.req.valid("param").tenantId, new Date(c.req.valid("json").since)), 200),
+  );
   app.openapi(routes.revokeTokens, async (c) => c.json(await admin(c).revokeTokens(c.req.valid("json")), 200));
 }

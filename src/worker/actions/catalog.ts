@@ -1,13 +1,16 @@
 import { z } from "zod";
 import { analyse } from "./analyse.js";
 import { echo } from "./echo.js";
+import { createHttpAction } from "./http.js";
 import type { ActionDefinition } from "./types.js";
 
 /** Every action this deployment offers, by name. Add an action here and nowhere else. */
 export type ActionCatalog = ReadonlyMap<string, ActionDefinition>;
 
-export function createActionCatalog(extra: ActionDefinition[] = []): ActionCatalog {
-  const actions = [analyse, echo, ...extra] as ActionDefinition[];
+export function createActionCatalog(options: { httpUpstreams?: readonly string[] } = {}): ActionCatalog {
+  const actions = [analyse, echo] as ActionDefinition[];
+  // The http action exists only where an operator allowed some upstreams.
+  if (options.httpUpstreams?.length) actions.push(createHttpAction(options.httpUpstreams) as unknown as ActionDefinition);
   return new Map(actions.map((action) => [action.name, action]));
 }
 

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { z } from "zod";
+import type { OutboundClient } from "../../infra/outbound/client.js";
 import type { Clock } from "../../shared/clock.js";
 
 /** What an action gets to do its work; nothing is imported as a global. */
@@ -10,6 +11,8 @@ export type ActionHelpers = {
   /** Reports progress, 0-100. */
   progress(percent: number): Promise<void>;
   clock: Clock;
+  /** The guarded outbound client, for actions that call out (the `http` action). */
+  http: Pick<OutboundClient, "send"> & { timeoutMs: number; maxBodyBytes: number };
 };
 
 export type ActionDefinition<Schema extends z.ZodType = z.ZodType, Result = unknown> = {

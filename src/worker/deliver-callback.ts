@@ -1,0 +1,127 @@
+import { randomUUID } from "node:crypto";
+import type { Job } from "bullmq";
+import type { Logger } from "pino";
+import { Webhook } from "standardwebhooks";
+import type { CallbacksRepository } from "../db/callbacks.js";
+import type { RequestsRepository } from "../db/requests.js";
+import type { AsyncRequestRow } from "../db/schema.js";
+import type { Metrics } from "../infra/metrics.js";
+import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
+import { toAsyncRequest } from "../shared/async-request.js";
+import { callbackMessageId, retryDelayFor, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
+import type { Clock } from "../shared/clock.js";
+import type { ActionCatalog } from "./actions/catalog.js";
+
+/** The first 16 KiB of a receiver's answer are kept with the attempt. */
+export const RESPONSE_BODY_LIMIT = 16 * 1024;
+
+export type DeliverCallbackDeps = {
+  repo: RequestsRepository;
+  callbacks: CallbacksRepository;
+  catalog: ActionCatalog;
+  http: OutboundClient;
+  signingSecrets(clientId: string): Promise<string[]>;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  retryDelays: readonly number[];
+  timeoutMs: number;
+};
+
+export class CallbackAttemptFailed extends Error {
+  override name = "CallbackAttemptFailed";
+}
+
+/** What a receiver gets: the AsyncRequest as GET shows it, and the result under the action's key. */
+export function callbackBody(row: AsyncRequestRow, catalog: ActionCatalog): string {
+  const resultKey = catalog.get(row.action)?.resultKey ?? "result";
+  return JSON.stringify({ asyncRequest: toAsyncRequest(row), [resultKey]: row.status === "COMPLETED" ? row.result : null });
+}
+
+/** Standard Webhooks headers; one `v1,` signature per active secret (two during a rotation). */
+export function signatureHeaders(messageId: string, at: Date, body: string, secrets: readonly string[]): Record<string, string> {
+  const headers: Record<string, string> = { "webhook-id": messageId, "webhook-timestamp": String(Math.floor(at.getTime() / 1000)) };
+  if (secrets.length) headers["webhook-signature"] = secrets.map((secret) => new Webhook(secret).sign(messageId, at, body)).join(" ");
+  return headers;
+}
+
+/**
+ * One attempt of a callback series. Success is exactly HTTP 200; anything else is recorded and
+ * thrown, so BullMQ schedules the next attempt with the callback backoff strategy. The last
+ * failure marks the series EXHAUSTED and ends the job.
+ */
+export function createDeliverCallback(deps: DeliverCallbackDeps) {
+  const { repo, callbacks, clock, metrics } = deps;
+  const totalAttempts = deps.retryDelays.length + 1;
+
+  return async function deliverCallback(job: Job<DeliverCallbackJob>): Promise<void> {
+    const { requestId, series, offset } = job.data;
+    const row = await repo.getById(requestId);
+    if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
+
+    const attempt = offset + job.attemptsMade + 1;
+    const messageId = callbackMessageId(requestId, series);
+    const body = callbackBody(row, deps.catalog);
+    const startedAt = clock.now();
+    const headers = {
+      "content-type": "application/json",
+      ...signatureHeaders(messageId, startedAt, body, await deps.signingSecrets(row.createdBy)),
+    };
+
+    const started = performance.now();
+    let statusCode: number | null = null;
+    let responseBody: string | null = null;
+    let errorClass: string | null = null;
+    let errorMessage: string | null = null;
+    try {
+      const response = await deps.http.send({ url: row.callbackUrl, method: "POST", headers, body, timeoutMs: deps.timeoutMs, maxBodyBytes: RESPONSE_BODY_LIMIT });
+      statusCode = response.statusCode;
+      responseBody = response.body.toString("utf8");
+      if (statusCode !== 200) {
+        errorClass = "http_status";
+        errorMessage = `the receiver answered ${statusCode}; only 200 counts as delivered`;
+      }
+    } catch (error) {
+      if (!(error instanceof OutboundError)) throw error;
+      errorClass = error.errorClass;
+      errorMessage = error.message;
+    }
+    const durationMs = Math.round(performance.now() - started);
+    const delivered = statusCode === 200;
+    const delay = delivered ? undefined : retryDelayFor(deps.retryDelays, attempt);
+    const status: CallbackStatus = delivered ? "DELIVERED" : delay === undefined ? "EXHAUSTED" : "RETRYING";
+
+    const current = await callbacks.recordAttempt(
+      {
+        id: randomUUID(),
+        requestId,
+        series,
+        attempt,
+        webhookId: messageId,
+        url: row.callbackUrl,
+        startedAt,
+        durationMs,
+        statusCode,
+        errorClass,
+        errorMessage,
+        responseBody,
+        delivered,
+      },
+      { status, nextAttemptAt: delay === undefined ? null : new Date(startedAt.getTime() + durationMs + delay) },
+    );
+    metrics.callbackAttempts.inc({ outcome: delivered ? "delivered" : (errorClass ?? "unknown") });
+    metrics.callbackDuration.observe(durationMs / 1000);
+    if (!current) return; // a redelivery started a newer series meanwhile
+
+    const log = { requestId, series, attempt, of: totalAttempts, statusCode, errorClass, durationMs };
+    if (delivered) {
+      deps.logger.info(log, "callback delivered");
+    } else if (status === "EXHAUSTED") {
+      metrics.callbacksExhausted.inc();
+      deps.logger.warn({ ...log, error: errorMessage }, "callback EXHAUSTED: every attempt failed");
+    } else {
+      deps.logger.info({ ...log, error: errorMessage, retryInMs: delay }, "callback attempt failed");
+      throw new CallbackAttemptFailed(`attempt ${attempt} of ${totalAttempts} failed: ${errorClass}: ${errorMessage}`);
+    }
+  };
+}
