@@ -170,3 +170,42 @@ export async function waitForStatus(
   }
   throw new Error(`request ${id} did not reach ${wanted.join("|")}; last status ${last?.status}`);
 }
+
+/**
+ * Waits until the request's callback reaches one of `statuses`, woken by the callbacks
+ * worker's own events (each attempt ends in 'completed' or 'failed'), never by timers.
+ */
+export async function waitForCallback(
+  rt: TestRuntime,
+  client: { request: TestRuntime["request"] },
+  id: string,
+  statuses: string | string[],
+  deadlineMs = 20_000,
+): Promise<AsyncRequestJson & { callback: { status: string; attempts: number; lastStatusCode: number | null; lastError: string | null; nextAttemptAt: string | null; lastAttemptAt: string | null } }> {
+  const wanted = Array.isArray(statuses) ? statuses : [statuses];
+  const worker = rt.workers?.callbackWorker;
+  if (!worker) throw new Error("this runtime has no worker role");
+  let wake: () => void = () => {};
+  const onEvent = (job: { data?: { requestId?: string } } | undefined) => {
+    if (job?.data?.requestId === id) wake();
+  };
+  worker.on("completed", onEvent);
+  worker.on("failed", onEvent);
+  const deadline = Date.now() + deadlineMs;
+  try {
+    for (;;) {
+      const next = new Promise<void>((resolve) => (wake = resolve));
+      const response = await client.request(`/api/v1/async/${id}`);
+      const { asyncRequest } = (await response.json()) as { asyncRequest: AsyncRequestJson & { callback: { status: string } | null } };
+      if (asyncRequest.callback && wanted.includes(asyncRequest.callback.status)) return asyncRequest as never;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error(`callback of ${id} did not reach ${wanted.join("|")}: ${JSON.stringify(asyncRequest.callback)}`);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([next, new Promise((resolve) => (timer = setTimeout(resolve, remaining)))]);
+      clearTimeout(timer);
+    }
+  } finally {
+    worker.off("completed", onEvent);
+    worker.off("failed", onEvent);
+  }
+}
