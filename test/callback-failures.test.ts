@@ -1,5 +1,6 @@
 import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startDnsServer } from "./helpers/dns-server.js";
 import { runCli } from "./helpers/process.js";
 import { answer, startReceiver, type Receiver } from "./helpers/receiver.js";
 import { freePort } from "./helpers/redis.js";
@@ -10,14 +11,20 @@ type Attempt = { series: number; attempt: number; webhookId: string; statusCode:
 describe("what counts as a failed attempt", () => {
   let rt: TestRuntime;
   let receiver: Receiver;
+  let dns: Awaited<ReturnType<typeof startDnsServer>>;
   beforeAll(async () => {
     receiver = await startReceiver();
+    // Host names resolve through a local DNS server that knows none of them.
+    dns = await startDnsServer(() => ["NXDOMAIN"]);
     // One retry, far away: each test looks at the first attempt only.
-    rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "1h", CALLBACK_TIMEOUT: "300ms" } });
+    rt = await startTestRuntime({
+      env: { OUTBOUND_ALLOW: "127.0.0.1/32", OUTBOUND_DNS_SERVERS: dns.server, CALLBACK_RETRY_DELAYS: "1h", CALLBACK_TIMEOUT: "300ms" },
+    });
   });
   afterAll(async () => {
     await rt.stop();
     await receiver.close();
+    await dns.close();
   });
 
   const firstAttempt = async (callbackUrl: string): Promise<Attempt> => {
@@ -73,8 +80,9 @@ describe("what counts as a failed attempt", () => {
   });
 
   it("a DNS failure is a failed attempt", async () => {
-    const attempt = await firstAttempt("http://no-such-host.invalid/hook");
+    const attempt = await firstAttempt("http://no-such-host.test/hook");
     expect(attempt).toMatchObject({ statusCode: null, errorClass: "dns_failure" });
+    expect(dns.queries.map((q) => q.name)).toContain("no-such-host.test");
   });
 
   it("a TLS failure is a failed attempt", async () => {
