@@ -1,0 +1,108 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { requestsRepository } from "../src/db/requests.js";
+import { startReceiver, type Receiver } from "./helpers/receiver.js";
+import { jsonBody, startTestRuntime, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
+
+describe("slow, hanging and huge receivers", () => {
+  let rt: TestRuntime;
+  let receiver: Receiver;
+  beforeAll(async () => {
+    receiver = await startReceiver();
+    receiver.on("/hang", () => {}); // accepts, never answers
+    receiver.on("/drip", (_req, res) => {
+      // Answers 200 but sends its body one byte at a time, forever.
+      res.writeHead(200, { "content-type": "text/plain" });
+      const timer = setInterval(() => res.write("."), 100);
+      res.on("close", () => clearInterval(timer));
+    });
+    receiver.on("/huge", (_req, res) => {
+      // 200 with a 100 MiB body, written as fast as the client reads it.
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      const chunk = Buffer.alloc(64 * 1024, 120);
+      let left = 1600;
+      const pump = () => {
+        while (left > 0) {
+          left--;
+          if (!res.write(chunk)) return void res.once("drain", pump);
+        }
+        res.end();
+      };
+      res.on("error", () => {});
+      pump();
+    });
+    rt = await startTestRuntime({
+      env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "1h", CALLBACK_TIMEOUT: "3s", CALLBACK_CONCURRENCY: "20" },
+    });
+  });
+  afterAll(async () => {
+    await rt.stop();
+    await receiver.close();
+  });
+
+  const submit = async (path: string) => {
+    const response = await rt.request("/api/v1/async", jsonBody({ action: "echo", input: {}, callbackUrl: receiver.url(path) }));
+    return ((await response.json()) as { asyncRequest: { id: string } }).asyncRequest.id;
+  };
+  const callbackOf = async (id: string) =>
+    ((await (await rt.request(`/api/v1/async/${id}`)).json()) as { asyncRequest: { callback: { status: string } } }).asyncRequest.callback;
+
+  it("do not stall other deliveries, and end as timeouts", async () => {
+    const stuck = [];
+    for (let i = 0; i < 6; i++) stuck.push(await submit(i % 2 ? "/hang" : "/drip"));
+    await receiver.waitFor("/hang", 3);
+    await receiver.waitFor("/drip", 3);
+    // Six attempts are hanging; a healthy receiver is still served at once.
+    const fast = [await submit("/fast-1"), await submit("/fast-2")];
+    for (const id of fast) await waitForCallback(rt, rt, id, "DELIVERED");
+    for (const id of stuck) expect((await callbackOf(id)).status).toBe("PENDING"); // still on the wire
+
+    for (const id of stuck) {
+      const done = await waitForCallback(rt, rt, id, "RETRYING");
+      expect(done.callback.lastError).toMatch(/^timeout: /);
+    }
+  });
+
+  it("read at most 16 KiB of a huge answer, without growing memory", async () => {
+    const before = process.memoryUsage().heapUsed;
+    const ids = [await submit("/huge"), await submit("/huge"), await submit("/huge")];
+    for (const id of ids) await waitForCallback(rt, rt, id, "DELIVERED");
+    const grown = process.memoryUsage().heapUsed - before;
+    expect(grown).toBeLessThan(40 * 1024 * 1024); // 300 MiB were on offer
+    const attempts = ((await (await rt.request(`/api/v1/async/${ids[0]}/callback/attempts`)).json()) as { attempts: { responseBody: string }[] }).attempts;
+    expect(attempts[0]!.responseBody).toHaveLength(16 * 1024);
+  });
+});
+
+describe("the sweeper and callbacks", () => {
+  it("delivers a finished request's callback that was never enqueued (a crash between finishing and enqueueing)", async () => {
+    const receiver = await startReceiver();
+    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "200ms", SWEEPER_GRACE: "0ms" } });
+    try {
+      const repo = requestsRepository(rt.db.db);
+      const now = new Date();
+      const row = await repo.insert({
+        id: randomUUID(),
+        tenantId: "default",
+        createdBy: rt.client.clientId,
+        action: "echo",
+        status: "RUNNING",
+        input: {},
+        callbackUrl: receiver.url("/swept"),
+        createdAt: now,
+        updatedAt: now,
+      });
+      // The worker's final write, but no enqueue after it.
+      const finished = await repo.transition(row.id, "COMPLETED", new Date(), { result: { data: "swept" } });
+      expect(finished?.callbackStatus).toBe("PENDING");
+      const [delivery] = await receiver.waitFor("/swept", 1);
+      expect(JSON.parse(delivery!.body)).toMatchObject({ asyncRequest: { id: row.id, status: "COMPLETED" }, echo: { data: "swept" } });
+      await waitForCallback(rt, rt, row.id, "DELIVERED");
+      expect(rt.logs.text).toContain("sweeper enqueued a callback with no live job");
+      expect(receiver.requestsTo("/swept")).toHaveLength(1);
+    } finally {
+      await rt.stop();
+      await receiver.close();
+    }
+  });
+});
