@@ -24,7 +24,7 @@ async function readEvents(response: Response, onEvent?: (event: SseEvent) => voi
           .map((line) => [line.slice(0, line.indexOf(":")), line.slice(line.indexOf(":") + 1).trimStart()]),
       );
       if (!fields.event) continue;
-      const event = { event: fields.event, id: fields.id, data: JSON.parse(fields.data) } as SseEvent;
+      const event = { event: fields.event, id: fields.id, data: JSON.parse(fields.data ?? "null") } as SseEvent;
       events.push(event);
       onEvent?.(event);
     }
@@ -57,6 +57,7 @@ describe("GET /api/v1/async/{id}/events", () => {
     expect(seen.map((e) => e.event)).toEqual(["status", "status", "status"]);
     expect(seen.map((e) => e.id)).toEqual(["1", "2", "3"]);
     expect(seen.at(-1)!.data.asyncRequest.progress).toBe(100);
+    await worker?.kill("SIGKILL"); // the next tests need requests to stay QUEUED
   });
 
   it("ends at once for a finished request, and is 404 for another tenant", async () => {
