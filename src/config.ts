@@ -33,6 +33,8 @@ const list = z.string().transform((text) =>
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  /** `worker` mode: serve /metrics, /healthz and /readyz on this port (unset: no HTTP). */
+  METRICS_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   HOST: z.string().min(1).default("0.0.0.0"),
   DATABASE_URL: z
     .string()
@@ -100,6 +102,7 @@ const envSchema = z.object({
 
 export type Config = {
   port: number;
+  metricsPort: number | undefined;
   host: string;
   databaseUrl: string | undefined;
   dataDir: string;
@@ -156,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const e = parsed.data;
   return {
     port: e.PORT,
+    metricsPort: e.METRICS_PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,

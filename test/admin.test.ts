@@ -69,6 +69,13 @@ describe("admin API", () => {
     expect((await rt.rawRequest("/api/v1/async", { headers: { authorization: `Bearer ${issued.access_token}` } })).status).toBe(401);
   });
 
+  it("shows the queues' job counts", async () => {
+    await rt.request("/api/v1/async", jsonBody({ action: "echo", input: {} })); // no worker here: it waits
+    const stats = (await (await admin("GET", "/admin/v1/queues")).json()) as { jobs: Record<string, number>; callbacks: Record<string, number> };
+    expect(stats.jobs.waiting).toBeGreaterThanOrEqual(1);
+    expect(Object.keys(stats.callbacks)).toEqual(expect.arrayContaining(["waiting", "active", "delayed", "failed", "completed"]));
+  });
+
   it("revokes tokens one at a time or per client", async () => {
     const client = await rt.createClient();
     const body = await admin("POST", "/admin/v1/tokens/revoke", { token: client.token });
@@ -121,7 +128,7 @@ describe("secrets at rest and in logs", () => {
   });
 });
 
-describe("ricochet CLI on the database", () => {
+describe("ricochet CLI on the database", { timeout: 120_000 }, () => {
   let rt: TestRuntime;
   beforeAll(async () => {
     rt = await startTestRuntime({ roles: { api: true, worker: false } });
@@ -153,6 +160,8 @@ describe("ricochet CLI on the database", () => {
     expect((await runCli(["clients", "list", "--tenant", "initech"], env)).stdout).toContain(`${client.clientId}\tinitech\treports\tread write\tactive`);
     const rotation = await runCli(["clients", "rotate-secret", client.clientId, "--overlap", "1h"], env);
     expect(rotation.stdout).toMatch(/webhook secret: whsec_/);
+
+    expect((await runCli(["queues"], env)).stdout).toMatch(/^jobs\twaiting=\d+ active=\d+/m);
 
     const heard = new Promise<void>((resolve) => rt.pubsub.onTokenRevoked(() => resolve()));
     expect((await runCli(["tokens", "revoke", "--client", client.clientId], env)).stdout).toContain("1 token(s) revoked");

@@ -93,7 +93,7 @@ describe("what counts as a failed attempt", () => {
   });
 });
 
-describe("redelivery", () => {
+describe("redelivery", { timeout: 90_000 }, () => {
   let rt: TestRuntime;
   let receiver: Receiver;
   beforeAll(async () => {

@@ -9,7 +9,7 @@ import { runCli, spawnRicochet, type RicochetProcess } from "./helpers/process.j
 import { freePort } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type AsyncRequestJson, type TestRuntime } from "./helpers/runtime.js";
 
-describe("API and worker in separate processes", () => {
+describe("API and worker in separate processes", { timeout: 90_000 }, () => {
   let api: TestRuntime;
   const workers: RicochetProcess[] = [];
   const startWorker = async (extra: Record<string, string> = {}) => {
@@ -27,10 +27,10 @@ describe("API and worker in separate processes", () => {
   });
   afterAll(() => api.stop());
 
-  it("a long-poll returns as soon as a worker in another process changes the status", { timeout: 20_000 }, async () => {
+  it("a long-poll returns as soon as a worker in another process changes the status", { timeout: 28_000 }, async () => {
     const { id } = await submit(api, { action: "echo", input: { delayMs: 60_000 } });
-    // Asked to wait up to 25 s, inside a 20 s test: it passes only if the change wakes it.
-    const longPoll = api.request(`/api/v1/async/${id}?wait=25`);
+    // Asked to wait up to 30 s, inside a 28 s test: it passes only if the change wakes it.
+    const longPoll = api.request(`/api/v1/async/${id}?wait=30`);
     await startWorker();
     const response = await longPoll;
     const { asyncRequest } = (await response.json()) as { asyncRequest: AsyncRequestJson };
@@ -55,8 +55,14 @@ describe("API and worker in separate processes", () => {
     expect(row?.runs).toBe(2);
   });
 
-  it("SIGTERM lets the active job finish before the worker exits", async () => {
-    const worker = await startWorker();
+  it("SIGTERM lets the active job finish before the worker exits; METRICS_PORT serves its metrics", async () => {
+    const metricsPort = await freePort();
+    const worker = await startWorker({ METRICS_PORT: String(metricsPort) });
+    await worker.waitForOutput("ricochet worker serving /metrics");
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(await metrics.text()).toContain("ricochet_callback_attempts_total");
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${metricsPort}/api/v1/async`)).status).toBe(404);
     const { id } = await submit(api, { action: "echo", input: { data: "finished", delayMs: 1_500 } });
     await waitForStatus(api, id, "RUNNING");
     const exit = await worker.kill("SIGTERM");
@@ -67,7 +73,7 @@ describe("API and worker in separate processes", () => {
   });
 });
 
-describe("zero-config start", () => {
+describe("zero-config start", { timeout: 120_000 }, () => {
   it("starts a private redis-server when none answers, serves, and stops it on SIGTERM", async () => {
     const [redisPort, port] = [await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), "ricochet-start-"));
@@ -113,7 +119,7 @@ describe("zero-config start", () => {
   });
 });
 
-describe("start-up refusals", () => {
+describe("start-up refusals", { timeout: 60_000 }, () => {
   it("refuses a bad environment value with a message naming the variable", async () => {
     const proc = spawnRicochet("api", { PORT: "not-a-port", WORKER_CONCURRENCY: "0" });
     const exit = await proc.exited;

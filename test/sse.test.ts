@@ -32,7 +32,7 @@ async function readEvents(response: Response, onEvent?: (event: SseEvent) => voi
   return events;
 }
 
-describe("GET /api/v1/async/{id}/events", () => {
+describe("GET /api/v1/async/{id}/events", { timeout: 60_000 }, () => {
   let api: TestRuntime;
   let worker: RicochetProcess | undefined;
   beforeAll(async () => {

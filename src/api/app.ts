@@ -112,3 +112,17 @@ export function createApp(services: ApiServices, options: AppOptions) {
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** What a worker-only process serves when METRICS_PORT is set: health, readiness and metrics. */
+export function createOpsApp(services: ApiServices) {
+  const app = new OpenAPIHono<AppEnv>();
+  app.use("*", requestId({ headerName: "X-Request-Id" }));
+  app.use("*", async (c, next) => {
+    c.set("services", services);
+    await next();
+  });
+  registerHealthRoutes(app);
+  app.notFound((c) => problemResponse(c, "not_found", `No route for ${c.req.method} ${c.req.path}`));
+  app.onError((error, c) => errorToResponse(error, c, services.logger));
+  return app;
+}

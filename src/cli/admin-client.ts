@@ -7,7 +7,7 @@ import type { Config } from "../config.js";
 /** The operations the CLI needs, over HTTP (admin API) or straight on the database. */
 export type AdminOps = Pick<
   AdminService,
-  "createTenant" | "listTenants" | "redeliverExhausted" | "setLimits" | "createClient" | "listClients" | "revokeClient" | "rotateClientSecret" | "rotateWebhookSecret" | "revokeTokens"
+  "createTenant" | "listTenants" | "redeliverExhausted" | "queueStats" | "setLimits" | "createClient" | "listClients" | "revokeClient" | "rotateClientSecret" | "rotateWebhookSecret" | "revokeTokens"
 > & { close(): Promise<void> };
 
 /** Talks to a running server's admin API: what an operator without database access uses. */
@@ -41,6 +41,7 @@ export function httpAdmin(baseUrl: string, adminToken: string): AdminOps {
     rotateWebhookSecret: (clientId, overlapMs) =>
       call("POST", `/admin/v1/clients/${enc(clientId)}/rotate-secret`, { kind: "webhook", ...(overlapMs === undefined ? {} : { overlapSeconds: Math.round(overlapMs / 1000) }) }),
     revokeTokens: (input) => call("POST", "/admin/v1/tokens/revoke", input),
+    queueStats: () => call("GET", "/admin/v1/queues"),
     redeliverExhausted: (tenantId, since) => call("POST", `/admin/v1/tenants/${enc(tenantId)}/callbacks/redeliver`, { since: since.toISOString() }),
     close: async () => {},
   };
@@ -61,6 +62,7 @@ export async function directAdmin(config: Config): Promise<AdminOps> {
     rotateWebhookSecret: admin.rotateWebhookSecret,
     revokeTokens: admin.revokeTokens,
     redeliverExhausted: admin.redeliverExhausted,
+    queueStats: admin.queueStats,
     close: () => runtime.close(),
   };
 }

@@ -133,6 +133,20 @@ export function addAdminCommands(program: Command) {
     );
 
   program
+    .command("queues")
+    .description("Job counts of the jobs and callbacks queues, by state")
+    .action(() =>
+      run(async (ops, options) => {
+        const stats = await ops.queueStats();
+        print(options, stats, () =>
+          Object.entries(stats)
+            .map(([queue, counts]) => `${queue}\t${Object.entries(counts).map(([state, n]) => `${state}=${n}`).join(" ")}`)
+            .join("\n"),
+        );
+      })(),
+    );
+
+  program
     .command("callbacks")
     .description("Operate callback delivery")
     .command("redeliver")

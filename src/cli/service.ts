@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type Config } from "../config.js";
 import { withLocalSecrets } from "../infra/local-secrets.js";
 import { redisAnswers, redisServerOnPath, startManagedRedis } from "../infra/managed-redis.js";
 import { createLogger } from "../logger.js";
+import { createOpsApp } from "../api/app.js";
 import { createRuntime, type Roles } from "../runtime.js";
 
 const MODES: Record<string, Roles> = {
@@ -49,12 +50,14 @@ export async function runService(mode: string): Promise<void> {
   }
 
   const runtime = await createRuntime(config, { logger, roles });
-  const server = runtime.app
-    ? serve({ fetch: runtime.app.fetch, port: config.port, hostname: config.host }, (info) =>
-        logger.info({ port: info.port, mode, database: runtime.database.kind }, "ricochet is listening"),
+  const app = runtime.app ?? (config.metricsPort !== undefined ? createOpsApp(runtime.services) : undefined);
+  const port = runtime.app ? config.port : config.metricsPort;
+  const server = app
+    ? serve({ fetch: app.fetch, port, hostname: config.host }, (info) =>
+        logger.info({ port: info.port, mode, database: runtime.database.kind }, runtime.app ? "ricochet is listening" : "ricochet worker serving /metrics"),
       )
     : undefined;
-  if (!server) logger.info({ mode, database: runtime.database.kind }, "ricochet worker started");
+  if (!runtime.app) logger.info({ mode, database: runtime.database.kind }, "ricochet worker started");
 
   let stopping = false;
   const shutdown = async (signal: string) => {

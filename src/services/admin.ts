@@ -178,6 +178,13 @@ export function adminService(deps: Deps) {
       return { redelivered };
     },
 
+    /** How many jobs each queue holds, by state: what operators watch. */
+    async queueStats() {
+      const states = ["waiting", "active", "delayed", "prioritized", "failed", "completed", "paused"] as const;
+      const [jobs, callbacks] = await Promise.all([deps.queues.jobs.getJobCounts(...states), deps.queues.callbacks.getJobCounts(...states)]);
+      return { jobs, callbacks };
+    },
+
     /** Revokes one token (by its value) or every token of a client. */
     async revokeTokens(input: { token?: string | undefined; clientId?: string | undefined }) {
       const now = clock.now();

@@ -57,6 +57,10 @@ const routes = {
     request: { params: TenantIdParam, body: body(z.object({ since: z.iso.datetime({ offset: true }) }).strict()) },
     responses: { 200: anyJson("How many series were started"), ...problemResponses(401, 404, 422) },
   }),
+  queueStats: createRoute({
+    method: "get", path: "/admin/v1/queues", tags, security, summary: "Job counts of the jobs and callbacks queues, by state",
+    responses: { 200: anyJson("Counts per queue and state"), ...problemResponses(401) },
+  }),
   revokeTokens: createRoute({
     method: "post", path: "/admin/v1/tokens/revoke", tags, security, summary: "Revoke a token, or every token of a client",
     request: { body: body(z.object({ token: z.string().min(1).optional(), clientId: z.string().min(1).optional() }).strict()) },
@@ -87,5 +91,6 @@ export function registerAdminRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(routes.redeliverExhausted, async (c) =>
     c.json(await admin(c).redeliverExhausted(c.req.valid("param").tenantId, new Date(c.req.valid("json").since)), 200),
   );
+  app.openapi(routes.queueStats, async (c) => c.json(await admin(c).queueStats(), 200));
   app.openapi(routes.revokeTokens, async (c) => c.json(await admin(c).revokeTokens(c.req.valid("json")), 200));
 }
