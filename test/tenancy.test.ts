@@ -23,6 +23,9 @@ describe("tenant isolation", () => {
       ["GET", "/api/v1/async/{id}?wait=1"],
       ["GET", "/api/v1/async/{id}/result"],
       ["DELETE", "/api/v1/async/{id}"],
+      ["GET", "/api/v1/async/{id}/events"],
+      ["GET", "/api/v1/async/{id}/callback/attempts"],
+      ["POST", "/api/v1/async/{id}/callback/redeliver"],
     ] as const) {
       const theirs = await globex.request(path.replace("{id}", acmeRequestId), { method });
       const nobody = await globex.request(path.replace("{id}", missing), { method });

@@ -64,7 +64,12 @@ export async function runService(mode: string): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down: no new work; letting active jobs finish");
-    await new Promise<void>((done) => (server ? server.close(() => done()) : done()));
+    await new Promise<void>((done) => {
+      if (!server) return done();
+      server.close(() => done());
+      // Long-polls and event streams would hold the close open: end them after a short grace.
+      setTimeout(() => (server as import("node:http").Server).closeAllConnections?.(), 2_000).unref();
+    });
     await runtime.close();
     await managedRedis?.stop();
     logger.info("stopped");
