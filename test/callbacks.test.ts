@@ -52,6 +52,29 @@ describe("callback delivery", () => {
     expect(attempts).toEqual([expect.objectContaining({ series: 1, attempt: 1, statusCode: 200, delivered: true, errorClass: null, responseBody: "ok" })]);
   });
 
+  it("signs with both secrets during a rotation's overlap, and only the new one after", async () => {
+    const client = await rt.createClient();
+    const rotated = await rt.services.admin.rotateWebhookSecret(client.clientId, 3_600_000);
+    const response = await client.request("/api/v1/async", jsonBody({ action: "echo", input: {}, callbackUrl: receiver.url("/hooks/rotating") }));
+    const { id } = ((await response.json()) as { asyncRequest: { id: string } }).asyncRequest;
+    const [delivery] = await receiver.waitFor("/hooks/rotating", 1);
+    expect(String(delivery!.headers["webhook-signature"]).split(" ")).toHaveLength(2);
+    for (const secret of [client.webhookSecret, rotated.webhookSecret]) {
+      expect(() => new Webhook(secret).verify(delivery!.body, delivery!.headers as Record<string, string>)).not.toThrow();
+    }
+    await waitForCallback(rt, client, id, "DELIVERED");
+
+    await rt.services.admin.rotateWebhookSecret(client.clientId, 0);
+    const latest = (await rt.services.admin.signingSecrets(client.clientId))[0]!;
+    const again = await client.request(`/api/v1/async/${id}/callback/redeliver`, { method: "POST" });
+    expect(again.status).toBe(202);
+    const [, second] = await receiver.waitFor("/hooks/rotating", 2);
+    expect(String(second!.headers["webhook-signature"]).split(" ")).toHaveLength(1);
+    expect(() => new Webhook(latest).verify(second!.body, second!.headers as Record<string, string>)).not.toThrow();
+    expect(() => new Webhook(client.webhookSecret).verify(second!.body, second!.headers as Record<string, string>)).toThrow();
+    await waitForCallback(rt, client, id, "DELIVERED");
+  });
+
   it("sends FAILED and CANCELLED requests too, with a null result", async () => {
     const failed = await submitWithCallback("/hooks/failed", { fail: { code: "NOPE", message: "no" } });
     const [delivery] = await receiver.waitFor("/hooks/failed", 1);

@@ -35,25 +35,33 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A private redis-server that a test may kill and restart. */
-export async function startPrivateRedis(): Promise<{ url: string; port: number; stop(): Promise<void> }> {
+/** A private redis-server (no persistence) that a test may kill and restart on the same port. */
+export async function startPrivateRedis(): Promise<{ url: string; port: number; stop(): Promise<void>; restart(): Promise<void> }> {
   const port = await freePort();
-  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
   const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  probe.on("error", () => {});
-  await probe.connect().catch(() => {});
-  await probe.ping();
-  probe.disconnect();
+  let child: ChildProcess;
+  let exited: Promise<void>;
+  const launch = async () => {
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    exited = new Promise<void>((done) => child.once("exit", () => done()));
+    const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+    probe.on("error", () => {});
+    await probe.connect().catch(() => {});
+    await probe.ping();
+    probe.disconnect();
+  };
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await exited;
+  };
+  await launch();
   return {
     url,
     port,
-    async stop() {
-      if (child.exitCode === null) child.kill("SIGKILL");
-      await exited;
+    stop,
+    async restart() {
+      await stop();
+      await launch();
     },
   };
 }
