@@ -6,6 +6,7 @@
  *   2. end to end: submit → COMPLETED (echo, no delay), observed with ?wait long-polls;
  *   3. callbacks: requests with a callbackUrl, from submit until the receiver has every one;
  *   4. outbound client: undici request (what Ricochet uses) against undici fetch, same receiver.
+ * BENCH_WORKER=0 measures submit alone, with no worker in the process.
  * Results are printed as a table and written to bench/results.json.
  */
 import { createServer } from "node:http";
@@ -78,7 +79,8 @@ async function main() {
     DEFAULT_MAX_CONCURRENT: "1000",
     DEFAULT_MAX_QUEUED: "1000000",
   });
-  const runtime = await createRuntime(config, { logger: createLogger("warn"), roles: { api: true, worker: true }, database: db });
+  const withWorker = process.env.BENCH_WORKER !== "0";
+  const runtime = await createRuntime(config, { logger: createLogger("warn"), roles: { api: true, worker: withWorker }, database: db });
   const server = serve({ fetch: runtime.app!.fetch, port, hostname: "127.0.0.1" });
   const base = `http://127.0.0.1:${port}`;
 
@@ -106,6 +108,17 @@ async function main() {
     });
     const seconds = (performance.now() - started) / 1000;
     results.submit = { requests: SUBMITS, concurrency: CONCURRENCY, perSecond: round(SUBMITS / seconds), p50ms: round(percentile(latencies, 50)), p99ms: round(percentile(latencies, 99)) };
+  }
+
+  if (!withWorker) {
+    // Submit only: the API on its own.
+    console.table({ submit: results.submit });
+    server.close();
+    await runtime.close();
+    receiver.close();
+    await db.drop();
+    await deleteKeys(prefix);
+    return;
   }
 
   // Let the backlog drain before measuring latency.
