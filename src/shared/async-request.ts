@@ -14,9 +14,10 @@ export function toAsyncRequest(row: AsyncRequestRow) {
     progress: row.progress,
     metadata: row.metadata ?? null,
     callbackUrl: row.callbackUrl,
-    callback: row.callbackStatus
+    // With a callbackUrl the callback is PENDING until the request finishes and delivery starts.
+    callback: row.callbackUrl
       ? {
-          status: row.callbackStatus,
+          status: row.callbackStatus ?? "PENDING",
           attempts: row.callbackAttempts,
           lastStatusCode: row.callbackLastStatusCode,
           lastError: row.callbackLastError,
