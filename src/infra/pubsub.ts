@@ -45,7 +45,7 @@ export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix
         await deps.publisher.publish(channels.status, JSON.stringify(message));
       } catch (error) {
         // Waiters re-read the database when they time out, so a lost notice only delays them.
-        deps.logger.warn({ err: error, requestId: message.id }, "could not publish a status change");
+        deps.logger.warn({ err: error, asyncRequestId: message.id }, "could not publish a status change");
       }
     },
 

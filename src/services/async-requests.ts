@@ -142,7 +142,7 @@ export function asyncRequestsService(deps: Deps) {
         await queues.enqueueRun(row.id);
       } catch (error) {
         // The row is the source of truth: the sweeper enqueues it once Redis answers again.
-        logger.warn({ err: error, requestId: row.id }, "enqueue failed; the sweeper will enqueue the request");
+        logger.warn({ err: error, asyncRequestId: row.id }, "enqueue failed; the sweeper will enqueue the request");
       }
       return { status: 202, body: { asyncRequest: toAsyncRequest(row) }, replayed: false, id: row.id };
     },
@@ -229,7 +229,7 @@ export function asyncRequestsService(deps: Deps) {
       const started = await deps.callbacks.startSeries(caller.tenantId, id, clock.now());
       if (!started) throw conflict(`The callback of ${id} is being delivered (${row.callbackStatus}); redeliver once it is DELIVERED or EXHAUSTED`);
       await queues.enqueueCallback(id, started.callbackSeries).catch((error: unknown) =>
-        logger.warn({ err: error, requestId: id }, "enqueue failed; the sweeper will enqueue the callback"),
+        logger.warn({ err: error, asyncRequestId: id }, "enqueue failed; the sweeper will enqueue the callback"),
       );
       return started;
     },

@@ -113,7 +113,7 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
     metrics.callbackDuration.observe(durationMs / 1000);
     if (!current) return; // a redelivery started a newer series meanwhile
 
-    const log = { requestId, series, attempt, of: totalAttempts, statusCode, errorClass, durationMs };
+    const log = { asyncRequestId: requestId, series, attempt, of: totalAttempts, statusCode, errorClass, durationMs };
     if (delivered) {
       deps.logger.info(log, "callback delivered");
     } else if (status === "EXHAUSTED") {

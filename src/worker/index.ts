@@ -35,7 +35,7 @@ export async function startWorkers(deps: WorkerDeps) {
   });
   worker.on("error", (error) => deps.logger.warn({ err: error }, "jobs worker error"));
   worker.on("failed", (job, error) =>
-    deps.logger.warn({ err: error, requestId: job?.data.requestId, attempt: job?.attemptsMade }, "run attempt failed"),
+    deps.logger.warn({ err: error, asyncRequestId: job?.data.requestId, attempt: job?.attemptsMade }, "run attempt failed"),
   );
   void worker.run().catch((error) => deps.logger.error({ err: error }, "jobs worker stopped"));
 

@@ -52,14 +52,14 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     if (row.callbackStatus === "PENDING") {
       // If this fails (or we crash first), the sweeper finds the PENDING series and enqueues it.
       await deps.queues.enqueueCallback(id, row.callbackSeries).catch((error: unknown) =>
-        deps.logger.warn({ err: error, requestId: id }, "could not enqueue the callback; the sweeper will"),
+        deps.logger.warn({ err: error, asyncRequestId: id }, "could not enqueue the callback; the sweeper will"),
       );
     }
   }
 
   return async function runAction(job: Job<RunActionJob>, token?: string): Promise<void> {
     const id = job.data.requestId;
-    const logger = deps.logger.child({ requestId: id, jobId: job.id });
+    const logger = deps.logger.child({ asyncRequestId: id, jobId: job.id });
     const row = await repo.getById(id);
     if (!row || isFinal(row.status)) return;
 

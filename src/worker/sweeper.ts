@@ -52,7 +52,7 @@ export function createSweeper(deps: SweeperDeps) {
         const delayMs = Math.max(0, (row.nextAttemptAt?.getTime() ?? 0) - clock.now().getTime());
         await queues.enqueueCallback(row.id, row.series, { offset: row.attempts, delayMs });
         enqueued++;
-        logger.warn({ requestId: row.id, series: row.series, attempts: row.attempts, jobState: state }, "sweeper enqueued a callback with no live job");
+        logger.warn({ asyncRequestId: row.id, series: row.series, attempts: row.attempts, jobState: state }, "sweeper enqueued a callback with no live job");
       }
       if (rows.length < PAGE) break;
       afterId = rows.at(-1)!.id;
@@ -74,7 +74,7 @@ export function createSweeper(deps: SweeperDeps) {
           if (job) await job.remove().catch(() => {});
           await queues.enqueueRun(row.id);
           stats.enqueued++;
-          logger.warn({ requestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
+          logger.warn({ asyncRequestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
         } else if (state === "failed") {
           const failed = await repo.transition(row.id, "FAILED", clock.now(), {
             errorCode: "WORKER_ERROR",
