@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../src/db/client.js";
+import { ADMIN_DATABASE_URL, createTestDatabase } from "./helpers/db.js";
+import { startTcpProxy } from "./helpers/tcp-proxy.js";
 import { jsonBody, startTestRuntime, type TestRuntime } from "./helpers/runtime.js";
 
 type ProblemJson = { type: string; title: string; status: number; detail: string; instance: string; code: string; requestId: string; errors?: { path: string; message: string }[] };
@@ -135,5 +138,37 @@ describe("a failure on our side", () => {
     expect(text).not.toMatch(/pool|Error:/i);
     expect(rt.logs.text).toContain(body.requestId);
     await rt.stop();
+  });
+});
+
+describe("a dependency that is down", () => {
+  it("answers 503 with Retry-After while the database is unreachable, and recovers", async () => {
+    const base = await createTestDatabase("postgres");
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(ADMIN_DATABASE_URL).port || 5432) });
+    const proxiedUrl = new URL(base.url!);
+    proxiedUrl.port = String(proxy.port);
+    const proxied = await openDatabase({ databaseUrl: proxiedUrl.toString(), dataDir: "unused", poolSize: 2 });
+    const rt = await startTestRuntime({
+      roles: { api: true, worker: false },
+      db: { ...proxied, url: proxiedUrl.toString(), drop: () => proxied.close() },
+      env: { QUEUE_PREFIX: `{rt-${crypto.randomUUID().slice(0, 8)}}` },
+    });
+    try {
+      expect((await rt.request(`/api/v1/async/${crypto.randomUUID()}`)).status).toBe(404);
+      await proxy.cut();
+      const response = await rt.request(`/api/v1/async/${crypto.randomUUID()}`);
+      const body = await expectProblem(response, 503, "unavailable");
+      expect(response.headers.get("retry-after")).toBe("5");
+      expect(JSON.stringify(body)).not.toMatch(/at .*\.(ts|js):\d+/);
+      expect((await rt.rawRequest("/readyz")).status).toBe(503);
+      await proxy.restore();
+      expect((await rt.request(`/api/v1/async/${crypto.randomUUID()}`)).status).toBe(404);
+      expect((await rt.rawRequest("/readyz")).status).toBe(200);
+    } finally {
+      await rt.stop();
+      await proxied.close().catch(() => {});
+      await proxy.close();
+      await base.drop();
+    }
   });
 });

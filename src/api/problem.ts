@@ -79,6 +79,24 @@ export function errorToResponse(error: unknown, c: Context, logger: Logger): Res
     const code = (Object.entries(ERROR_STATUS).find(([, status]) => status === error.status)?.[0] ?? "bad_request") as ErrorCode;
     return problemResponse(c, code, error.message || TITLES[code]);
   }
+  if (isDependencyDown(error)) {
+    logger.warn({ err: error, requestId: c.get("requestId"), path: c.req.path }, "a dependency is unavailable");
+    return problemResponse(c, "unavailable", "A dependency of the service is unavailable; retry shortly", { headers: { "retry-after": "5" } });
+  }
   logger.error({ err: error, requestId: c.get("requestId"), path: c.req.path }, "unhandled error");
   return problemResponse(c, "internal", "Something went wrong on our side; quote the requestId if you report it");
+}
+
+/**
+ * Connection-level failures of Postgres or Redis: the service is temporarily unable to answer
+ * (503 + Retry-After), not broken (500). SQLSTATE class 08 is "connection exception", 57P0x
+ * "operator intervention" (shutdown), 53300 "too many connections".
+ */
+function isDependencyDown(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    const code = typeof e.code === "string" ? e.code : "";
+    if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "53300", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08")) return true;
+    if (typeof e.message === "string" && /Connection terminated|connection timeout|Stream isn't writeable|Connection is closed/i.test(e.message)) return true;
+  }
+  return false;
 }
