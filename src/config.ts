@@ -1,3 +1,4 @@
+import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays } from "./shared/callbacks.js";
 import { parseDuration } from "./shared/duration.js";
@@ -30,6 +31,18 @@ const list = z.string().transform((text) =>
     .map((item) => item.trim())
     .filter(Boolean),
 );
+
+function isNetworkOrHost(entry: string): boolean {
+  if (entry.includes("/")) {
+    try {
+      ipaddr.parseCIDR(entry);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return ipaddr.isValid(entry) || /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(entry);
+}
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -87,11 +100,15 @@ const envSchema = z.object({
   CALLBACK_TIMEOUT: duration.default(15_000),
   CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
   /** CIDRs or host names that outbound calls may reach although private (e.g. 10.0.0.0/8,hooks.internal). */
-  OUTBOUND_ALLOW: list.default([]),
+  OUTBOUND_ALLOW: list
+    .refine((entries) => entries.every(isNetworkOrHost), "each entry must be a CIDR (10.0.0.0/8), an IP address or a host name")
+    .default([]),
   /** DNS servers (host:port) for outbound look-ups; the system resolver when unset. */
   OUTBOUND_DNS_SERVERS: list.default([]),
   /** Base URLs the `http` action may call, e.g. https://api.example.com/v2/. */
-  HTTP_ACTION_UPSTREAMS: list.default([]),
+  HTTP_ACTION_UPSTREAMS: list
+    .refine((urls) => urls.every((url) => URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)), "each entry must be an http(s) base URL")
+    .default([]),
   HTTP_ACTION_TIMEOUT: duration.default(30_000),
   HTTP_ACTION_MAX_BODY: bytes.default(1024 * 1024),
   /** `npm start` only: start a private redis-server when nothing answers on a loopback REDIS_URL. */

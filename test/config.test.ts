@@ -23,6 +23,13 @@ describe("configuration", () => {
     expect(() => parseDuration("soon")).toThrow(/not a duration/);
   });
 
+  it("checks the outbound allow-list and the http action's upstreams", () => {
+    expect(loadConfig({ OUTBOUND_ALLOW: "10.0.0.0/8, 127.0.0.1,hooks.internal,::1" }).outboundAllow).toEqual(["10.0.0.0/8", "127.0.0.1", "hooks.internal", "::1"]);
+    expect(() => loadConfig({ OUTBOUND_ALLOW: "10.0.0.0/33" })).toThrow(/OUTBOUND_ALLOW/);
+    expect(() => loadConfig({ HTTP_ACTION_UPSTREAMS: "ftp://x/" })).toThrow(/HTTP_ACTION_UPSTREAMS/);
+    expect(() => loadConfig({ HTTP_ACTION_UPSTREAMS: "not a url" })).toThrow(/HTTP_ACTION_UPSTREAMS/);
+  });
+
   it("treats empty values as unset", () => {
     expect(loadConfig({ PORT: "", DATABASE_URL: "" })).toMatchObject({ port: 3000, databaseUrl: undefined });
   });

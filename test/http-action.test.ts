@@ -57,6 +57,7 @@ describe("the http action", () => {
   it("refuses at submit a URL outside the allow-list, and hop-by-hop headers", async () => {
     for (const input of [
       { url: upstream.url("/elsewhere") },
+      { url: "not a url" },
       { url: "http://169.254.169.254/latest/meta-data/" },
       { url: upstream.url("/api/items"), headers: { host: "evil" } },
     ]) {

@@ -16,7 +16,7 @@ export function createHttpAction(upstreams: readonly string[]) {
       url: z
         .string()
         .url()
-        .refine((url) => allowed.some((base) => new URL(url).toString().startsWith(base)), {
+        .refine((url) => URL.canParse(url) && allowed.some((base) => new URL(url).toString().startsWith(base)), {
           message: `must start with one of the allowed upstreams: ${allowed.join(", ")}`,
         }),
       method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]).default("GET"),
