@@ -26,8 +26,10 @@ export async function startTcpProxy(target: { host: string; port: number }) {
   return {
     port,
     async cut() {
-      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+      // Stop accepting first, then reset what is open (close() alone would wait for it to end).
+      const closed = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
       for (const socket of sockets) socket.destroy();
+      await closed;
     },
     restore: listen,
     close: async () => {
