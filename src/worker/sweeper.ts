@@ -84,6 +84,7 @@ export function createSweeper(deps: SweeperDeps) {
           if (failed) {
             stats.failed++;
             await events.publishStatus({ id: row.id, status: "FAILED" });
+            if (failed.callbackStatus === "PENDING") await queues.enqueueCallback(row.id, failed.callbackSeries);
           }
         }
       }
