@@ -164,6 +164,10 @@ describe("redelivery", { timeout: 90_000 }, () => {
     }
     for (const id of ids) await waitForCallback(rt, client, id, "EXHAUSTED");
     healthy = true;
+    const listed = (await (await client.request("/api/v1/async?callbackStatus=EXHAUSTED")).json()) as { asyncRequests: { id: string }[] };
+    expect(listed.asyncRequests.map((r) => r.id).sort()).toEqual([...ids].sort());
+    const none = (await (await client.request("/api/v1/async?callbackStatus=DELIVERED")).json()) as { asyncRequests: unknown[] };
+    expect(none.asyncRequests).toEqual([]);
 
     const future = await rt.rawRequest(`/admin/v1/tenants/${client.tenantId}/callbacks/redeliver`, {
       method: "POST",

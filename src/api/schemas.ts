@@ -93,6 +93,7 @@ const csv = <T extends z.ZodType>(item: T) =>
 export const ListQuerySchema = z.object({
   status: csv(z.enum(ASYNC_REQUEST_STATUSES)).openapi({ description: "Comma-separated statuses", example: "QUEUED,RUNNING" }),
   action: csv(z.string().min(1).max(100)).openapi({ description: "Comma-separated action names" }),
+  callbackStatus: csv(z.enum(CALLBACK_STATUSES)).openapi({ description: "Comma-separated callback statuses, e.g. EXHAUSTED" }),
   from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created at or after (ISO 8601)" }),
   to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created before (ISO 8601)" }),
   limit: z.coerce.number().int().min(1).max(1000).default(50),

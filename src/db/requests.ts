@@ -1,4 +1,5 @@
 import { and, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import type { CallbackStatus } from "../shared/callbacks.js";
 import { allowedPredecessors, type AsyncRequestStatus } from "../shared/status.js";
 import type { Db } from "./client.js";
 import { asyncRequests, idempotencyKeys, type AsyncRequestRow, type NewAsyncRequestRow } from "./schema.js";
@@ -27,6 +28,7 @@ export type ListFilters = {
   tenantId: string;
   status?: AsyncRequestStatus[] | undefined;
   action?: string[] | undefined;
+  callbackStatus?: CallbackStatus[] | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
   /** Keyset position: rows strictly older than this one (newest first). */
@@ -119,6 +121,7 @@ export function requestsRepository(db: Db) {
       const conditions = [eq(asyncRequests.tenantId, filters.tenantId)];
       if (filters.status?.length) conditions.push(inArray(asyncRequests.status, filters.status));
       if (filters.action?.length) conditions.push(inArray(asyncRequests.action, filters.action));
+      if (filters.callbackStatus?.length) conditions.push(inArray(asyncRequests.callbackStatus, filters.callbackStatus));
       if (filters.from) conditions.push(gte(asyncRequests.createdAt, filters.from));
       if (filters.to) conditions.push(lt(asyncRequests.createdAt, filters.to));
       if (filters.after) {

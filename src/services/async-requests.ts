@@ -9,6 +9,7 @@ import type { TenantsRepository } from "../db/tenants.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
+import type { CallbackStatus } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
 import { AppError, conflict, invalid, notFound, type FieldError } from "../shared/errors.js";
 import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
@@ -32,6 +33,7 @@ const QUEUE_FULL_RETRY_AFTER_SECONDS = 5;
 export type ListQuery = {
   status?: AsyncRequestStatus[] | undefined;
   action?: string[] | undefined;
+  callbackStatus?: CallbackStatus[] | undefined;
   from?: Date | undefined;
   to?: Date | undefined;
   limit: number;
@@ -187,6 +189,7 @@ export function asyncRequestsService(deps: Deps) {
         tenantId: caller.tenantId,
         status: query.status,
         action: query.action,
+        callbackStatus: query.callbackStatus,
         from: query.from,
         to: query.to,
         after: query.cursor ? decodeCursor(query.cursor) : undefined,
