@@ -6,7 +6,7 @@ import { parse } from "yaml";
 type Service = { command?: string[]; image?: string; build?: string; healthcheck?: { test: string[] }; environment?: Record<string, string>; depends_on?: Record<string, { condition: string }> };
 
 describe("docker-compose.yml and Dockerfile", () => {
-  const compose = parse(readFileSync("docker-compose.yml", "utf8")) as { services: Record<string, Service> };
+  const compose = parse(readFileSync("docker-compose.yml", "utf8"), { merge: true }) as { services: Record<string, Service> };
   const dockerfile = readFileSync("Dockerfile", "utf8");
 
   it("runs Redis with noeviction and AOF persistence, and Postgres", () => {
@@ -34,5 +34,6 @@ describe("docker-compose.yml and Dockerfile", () => {
   it("gives every service a healthcheck; the API's uses /readyz", () => {
     for (const [name, service] of Object.entries(compose.services)) expect(service.healthcheck, name).toBeDefined();
     expect(compose.services.api?.healthcheck?.test.join(" ")).toContain("/readyz");
+    expect(compose.services.worker?.healthcheck?.test.join(" ")).toContain(`127.0.0.1:${compose.services.worker?.environment?.METRICS_PORT}/readyz`);
   });
 });
