@@ -20,6 +20,13 @@ export type InsertOutcome =
   | { kind: "key-reused" }
   | { kind: "queue-full"; queued: number };
 
+/** Rolls back a submit that found its tenant's queue full. */
+class QueueFull extends Error {
+  constructor(readonly queued: number) {
+    super("queue full");
+  }
+}
+
 /** Serialises a tenant's submits and starts, so that limits hold under concurrency. */
 const lockTenant = (db: Db, tenantId: string) =>
   db.execute(sql`select pg_advisory_xact_lock(hashtext(${"ricochet-tenant:" + tenantId}))`);
@@ -46,7 +53,23 @@ export function requestsRepository(db: Db) {
      * Inserts a request unless the tenant's queue is full; with an idempotency key, replays the
      * first answer for the same body, or refuses the key with a different one. One transaction.
      */
-    insertWithinLimit(row: NewAsyncRequestRow & { tenantId: string }, maxQueued: number, idempotency?: IdempotentInsert): Promise<InsertOutcome> {
+    async insertWithinLimit(row: NewAsyncRequestRow & { tenantId: string }, maxQueued: number, idempotency?: IdempotentInsert): Promise<InsertOutcome> {
+      if (!idempotency) {
+        // Insert first, then lock and count (this row included): the lock is held only for the
+        // count and the commit, and a later submit's count sees every earlier commit.
+        try {
+          return await inTransaction(async (repo, tx) => {
+            const inserted = await repo.insert(row);
+            await lockTenant(tx, row.tenantId);
+            const queued = await repo.count(row.tenantId, "QUEUED");
+            if (queued > maxQueued) throw new QueueFull(queued - 1);
+            return { kind: "created" as const, row: inserted };
+          });
+        } catch (error) {
+          if (error instanceof QueueFull) return { kind: "queue-full", queued: error.queued };
+          throw error;
+        }
+      }
       return inTransaction(async (repo, tx) => {
         await lockTenant(tx, row.tenantId);
         if (idempotency) {
