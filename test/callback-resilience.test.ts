@@ -32,7 +32,7 @@ describe("slow, hanging and huge receivers", () => {
       pump();
     });
     rt = await startTestRuntime({
-      env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "1h", CALLBACK_TIMEOUT: "3s", CALLBACK_CONCURRENCY: "20" },
+      env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "1h", CALLBACK_TIMEOUT: "5s", CALLBACK_CONCURRENCY: "20" },
     });
   });
   afterAll(async () => {
