@@ -3,7 +3,7 @@ import { checkOutboundUrl, createAddressPolicy } from "../src/infra/outbound/add
 import { createOutboundClient, OutboundError } from "../src/infra/outbound/client.js";
 import { startDnsServer } from "./helpers/dns-server.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { jsonBody, startTestRuntime, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
+import { jsonBody, startTestRuntime, waitForCallback } from "./helpers/runtime.js";
 
 const BLOCKED_URLS = [
   "http://127.0.0.1/",

@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestsRepository } from "../src/db/requests.js";
-import { RUN_ACTION_JOB_OPTIONS } from "../src/infra/queues.js";
 import { REDIS_URL } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 

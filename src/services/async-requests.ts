@@ -1,7 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import type { Logger } from "pino";
-import type { z } from "zod";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ListFilters, RequestsRepository } from "../db/requests.js";
 import type { AsyncRequestRow, TenantRow } from "../db/schema.js";
@@ -11,7 +10,7 @@ import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
-import { AppError, conflict, invalid, notFound, type FieldError } from "../shared/errors.js";
+import { AppError, conflict, invalid, notFound, zodFieldErrors } from "../shared/errors.js";
 import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
 import type { ActionCatalog } from "../worker/actions/catalog.js";
 import type { Caller } from "./caller.js";
@@ -56,12 +55,6 @@ type Deps = {
   logger: Logger;
 };
 
-export function zodFieldErrors(error: z.ZodError, prefix: string): FieldError[] {
-  return error.issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
-    message: issue.message,
-  }));
-}
 
 /** The operations behind /api/v1/async. Handlers parse HTTP, call one of these, and map the result. */
 export function asyncRequestsService(deps: Deps) {

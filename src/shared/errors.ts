@@ -1,3 +1,5 @@
+import type { z } from "zod";
+
 /**
  * The closed set of errors that operations raise. The API maps them to problem+json in one
  * place (src/api/problem.ts); nothing else decides an HTTP status.
@@ -40,3 +42,11 @@ export class AppError extends Error {
 export const notFound = (what: string) => new AppError("not_found", `${what} not found`);
 export const conflict = (message: string) => new AppError("conflict", message);
 export const invalid = (message: string, errors: FieldError[]) => new AppError("invalid", message, { errors });
+
+/** zod issues as `[{path, message}]`, with `prefix` naming where the validated value sits. */
+export function zodFieldErrors(error: z.ZodError, prefix: string): FieldError[] {
+  return error.issues.map((issue) => ({
+    path: [prefix, ...issue.path.map(String)].filter(Boolean).join("."),
+    message: issue.message,
+  }));
+}
