@@ -151,7 +151,6 @@ describe("a dependency that is down", () => {
     const rt = await startTestRuntime({
       roles: { api: true, worker: false },
       db: { ...proxied, url: proxiedUrl.toString(), drop: () => proxied.close() },
-      env: { QUEUE_PREFIX: `{rt-${crypto.randomUUID().slice(0, 8)}}` },
     });
     try {
       expect((await rt.request(`/api/v1/async/${crypto.randomUUID()}`)).status).toBe(404);

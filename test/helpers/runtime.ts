@@ -117,10 +117,10 @@ export async function startTestRuntime(options: TestRuntimeOptions = {}): Promis
     request: client.request,
     async stop() {
       await runtime.close();
-      if (!options.db) {
-        await db.drop();
-        await deleteKeys(config.queuePrefix);
-      }
+      // A runtime cleans up what it made: its database unless one was handed in, and its
+      // queue prefix unless the test named one (then the runtime that made it cleans up).
+      if (!options.db) await db.drop();
+      if (!options.env?.QUEUE_PREFIX) await deleteKeys(config.queuePrefix, config.redisUrl).catch(() => {});
     },
   };
 }
