@@ -123,7 +123,18 @@ describe("API errors are RFC 9457 problem+json", () => {
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(["/api/v1/async", "/api/v1/async/{id}/result", "/api/v1/actions"]));
     const docs = await rt.request("/docs");
     expect(docs.status).toBe(200);
-    expect(await docs.text()).toContain("/openapi.json");
+    const page = await docs.text();
+    expect(page).toContain("/openapi.json");
+    // Its assets come from this server, not a CDN: the docs work offline.
+    expect(page).not.toMatch(/https?:\/\//);
+    for (const asset of ["swagger-ui-bundle.js", "swagger-ui.css"]) {
+      expect(page).toContain(`/docs/assets/swagger-ui-dist/${asset}`);
+      const response = await rt.rawRequest(`/docs/assets/swagger-ui-dist/${asset}`);
+      expect(response.status).toBe(200);
+      expect((await response.arrayBuffer()).byteLength).toBeGreaterThan(10_000);
+    }
+    expect((await rt.rawRequest("/docs/assets/swagger-ui-dist/package.json")).status).toBe(404);
+    expect((await rt.rawRequest("/docs/assets/swagger-ui-dist/..%2F..%2Fpackage.json")).status).toBe(404);
   });
 });
 

@@ -1,5 +1,4 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import { requestId } from "hono/request-id";
@@ -12,6 +11,7 @@ import { registerAdminRoutes } from "./routes/admin.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerAsyncRequestRoutes } from "./routes/async-requests.js";
 import { registerCallbackRoutes } from "./routes/callbacks.js";
+import { registerDocsRoutes } from "./routes/docs.js";
 import { registerEventRoutes } from "./routes/events.js";
 import { registerHealthRoutes } from "./routes/health.js";
 
@@ -103,7 +103,7 @@ export function createApp(services: ApiServices, options: AppOptions) {
       description: "Asynchronous requests with signed, retried callbacks.",
     },
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+  registerDocsRoutes(app);
 
   app.notFound((c) => problemResponse(c, "not_found", `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => errorToResponse(error, c, services.logger));
