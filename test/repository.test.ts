@@ -37,3 +37,30 @@ describe("docker-compose.yml and Dockerfile", () => {
     expect(compose.services.worker?.healthcheck?.test.join(" ")).toContain(`127.0.0.1:${compose.services.worker?.environment?.METRICS_PORT}/readyz`);
   });
 });
+
+describe("runtime dependencies", () => {
+  it("every package the service imports is a production dependency (the Docker image prunes dev ones)", async () => {
+    const { readdirSync, statSync } = await import("node:fs");
+    const { builtinModules } = await import("node:module");
+    const pkg = JSON.parse(readFileSync("package.json", "utf8")) as { dependencies: Record<string, string> };
+    const files: string[] = [];
+    const walk = (dir: string) => {
+      for (const entry of readdirSync(dir)) {
+        const path = `${dir}/${entry}`;
+        if (statSync(path).isDirectory()) walk(path);
+        else if (path.endsWith(".ts")) files.push(path);
+      }
+    };
+    walk("src");
+    const imported = new Set<string>();
+    for (const file of files) {
+      for (const [, spec] of readFileSync(file, "utf8").matchAll(/(?:^|\n)\s*(?:import|export)[^"']*?from\s+["']([^"']+)["']/g)) {
+        if (spec!.startsWith(".") || spec!.startsWith("node:") || builtinModules.includes(spec!)) continue;
+        const name = spec!.startsWith("@") ? spec!.split("/").slice(0, 2).join("/") : spec!.split("/")[0]!;
+        imported.add(name);
+      }
+    }
+    expect(imported.size).toBeGreaterThan(10);
+    expect([...imported].filter((name) => !pkg.dependencies[name])).toEqual([]);
+  });
+});
