@@ -5,6 +5,8 @@ import type { ClientCredentials } from "../../services/oauth.js";
 import type { AppEnv } from "../env.js";
 
 const tags = ["OAuth2"];
+// These authenticate the client itself (body or Basic), not with a bearer token.
+const security: { [name: string]: string[] }[] = [];
 const FORM = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
 
@@ -15,6 +17,7 @@ const token = createRoute({
   path: "/oauth/token",
   operationId: "issueToken",
   tags,
+  security,
   summary: "Exchange client credentials for a bearer token (RFC 6749 §4.4)",
   description:
     "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` 0 means the token does not expire.",
@@ -37,6 +40,7 @@ const revoke = createRoute({
   path: "/oauth/revoke",
   operationId: "revokeToken",
   tags,
+  security,
   summary: "Revoke one of your tokens (RFC 7009)",
   description: "Parameter `token` (and optionally `token_type_hint`), with client authentication as for /oauth/token.",
   responses: { 200: { description: "Revoked, or unknown: either way it no longer works" }, 400: { description: "invalid_request" }, 401: { description: "invalid_client" } },
