@@ -19,7 +19,7 @@ import { connectRedis, createRedis, pingWithin } from "./infra/redis.js";
 import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
-import { createActionCatalog } from "./worker/actions/catalog.js";
+import { createActionCatalog } from "./core/actions/catalog.js";
 import { startWorkers, type Workers } from "./worker/index.js";
 import { VERSION } from "./version.js";
 

@@ -1,8 +1,8 @@
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
-import { analyse } from "../src/worker/actions/analyse.js";
-import { echo } from "../src/worker/actions/echo.js";
-import { ActionError, type ActionHelpers } from "../src/worker/actions/types.js";
+import { analyse } from "../src/core/actions/analyse.js";
+import { echo } from "../src/core/actions/echo.js";
+import { ActionError, type ActionHelpers } from "../src/core/actions/types.js";
 import { systemClock } from "../src/shared/clock.js";
 
 const helpers = (signal = new AbortController().signal, progress: number[] = []): ActionHelpers => ({

@@ -4,7 +4,7 @@ import type { AdminService } from "../services/admin.js";
 import type { AsyncRequestsService } from "../services/async-requests.js";
 import type { OAuthService } from "../services/oauth.js";
 import type { Caller } from "../services/caller.js";
-import type { ActionCatalog } from "../worker/actions/catalog.js";
+import type { ActionCatalog } from "../core/actions/catalog.js";
 
 /** What a handler can reach, through the typed Hono context. */
 export type ApiServices = {

@@ -12,7 +12,7 @@ import type { CallbackStatus } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
 import { AppError, conflict, invalid, notFound, zodFieldErrors } from "../shared/errors.js";
 import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
-import type { ActionCatalog } from "../worker/actions/catalog.js";
+import type { ActionCatalog } from "../core/actions/catalog.js";
 import type { Caller } from "./caller.js";
 import { decodeCursor, encodeCursor } from "./cursor.js";
 

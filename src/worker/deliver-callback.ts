@@ -10,7 +10,7 @@ import { OutboundError, type OutboundClient } from "../infra/outbound/client.js"
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, retryDelayFor, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
-import type { ActionCatalog } from "./actions/catalog.js";
+import type { ActionCatalog } from "../core/actions/catalog.js";
 
 /** The first 16 KiB of a receiver's answer are kept with the attempt. */
 export const RESPONSE_BODY_LIMIT = 16 * 1024;

@@ -10,8 +10,8 @@ import type { Clock } from "../shared/clock.js";
 import type { RunActionJob } from "../shared/queues.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 import { isFinal } from "../shared/status.js";
-import type { ActionCatalog } from "./actions/catalog.js";
-import { ActionError, type ActionHelpers } from "./actions/types.js";
+import type { ActionCatalog } from "../core/actions/catalog.js";
+import { ActionError, type ActionHelpers } from "../core/actions/types.js";
 
 export type RunActionDeps = {
   metrics: Metrics;

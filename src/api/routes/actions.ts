@@ -1,5 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { describeActions } from "../../worker/actions/catalog.js";
+import { describeActions } from "../../core/actions/catalog.js";
 import type { AppEnv } from "../env.js";
 
 const listActions = createRoute({
