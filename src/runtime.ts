@@ -52,7 +52,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   if (!config.secretsKey) throw new Error("SECRETS_KEY is not set (see README: Configuration)");
   const secretBox = createSecretBox(config.secretsKey);
   const database =
-    options.database ?? (await openDatabase({ databaseUrl: config.databaseUrl, dataDir: config.dataDir }));
+    options.database ?? (await openDatabase({
+      databaseUrl: config.databaseUrl,
+      dataDir: config.dataDir,
+      onConnectionError: (error) => logger.warn({ err: error }, "a PostgreSQL connection was lost; it is replaced on next use"),
+    }));
   if (!options.database) await database.migrate();
 
   const redis = createRedis(config.redisUrl, "client");

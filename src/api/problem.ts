@@ -96,7 +96,7 @@ function isDependencyDown(error: unknown): boolean {
   for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
     const code = typeof e.code === "string" ? e.code : "";
     if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "53300", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08")) return true;
-    if (typeof e.message === "string" && /Connection terminated|connection timeout|Stream isn't writeable|Connection is closed/i.test(e.message)) return true;
+    if (typeof e.message === "string" && /Connection terminated|connection timeout|Stream isn't writeable|Connection is closed|not queryable/i.test(e.message)) return true;
   }
   return false;
 }

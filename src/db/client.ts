@@ -30,17 +30,23 @@ export type DatabaseOptions = {
   /** PGlite's directory; `memory://` keeps it in memory (tests). */
   dataDir: string;
   poolSize?: number;
+  /** Told about every connection PostgreSQL drops (restart, failover, terminated backend). */
+  onConnectionError?: (error: Error) => void;
 };
 
 export async function openDatabase(options: DatabaseOptions): Promise<Database> {
-  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  if (options.databaseUrl) return openPostgres(options.databaseUrl, options.poolSize ?? 10, options.onConnectionError ?? (() => {}));
   return openPglite(options.dataDir);
 }
 
-function openPostgres(url: string, max: number): Database {
+function openPostgres(url: string, max: number, onConnectionError: (error: Error) => void): Database {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5_000 });
-  // An idle client that loses its connection must not crash the process; the next query reconnects.
-  pool.on("error", () => {});
+  // A client that loses its connection emits 'error'. The pool listens only while a client is
+  // idle; one checked out (a transaction, a migration) would throw it on the event loop and end
+  // the process. Every client gets a listener for its whole life: the query in flight fails on
+  // its own, and pg-pool discards the broken client when it is released.
+  pool.on("connect", (client) => client.on("error", onConnectionError));
+  pool.on("error", onConnectionError);
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
   return {
     kind: "postgres",
