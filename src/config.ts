@@ -1,6 +1,6 @@
 import ipaddr from "ipaddr.js";
 import { z } from "zod";
-import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays } from "./shared/callbacks.js";
+import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays } from "./core/callback-schedule.js";
 import { parseDuration } from "./shared/duration.js";
 
 export { parseDuration };
@@ -111,6 +111,14 @@ const envSchema = z.object({
     .default([]),
   HTTP_ACTION_TIMEOUT: duration.default(30_000),
   HTTP_ACTION_MAX_BODY: bytes.default(1024 * 1024),
+  /** Group commit: at most this many submits share one INSERT and one addBulk. */
+  SUBMIT_BATCH_MAX: z.coerce.number().int().min(1).max(5_000).default(500),
+  /** Group commit: batches written at once per API process. */
+  SUBMIT_BATCH_FLUSHES: z.coerce.number().int().min(1).max(64).default(2),
+  /** PostgreSQL connections per process. */
+  DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(1000).default(10),
+  /** How long a process may sign with a cached webhook secret after a rotation whose broadcast it missed. */
+  SIGNING_SECRET_CACHE_TTL: duration.default(10_000),
   /** `npm start` only: start a private redis-server when nothing answers on a loopback REDIS_URL. */
   MANAGED_REDIS: z
     .enum(["auto", "off"])
@@ -149,6 +157,10 @@ export type Config = {
   httpActionUpstreams: string[];
   httpActionTimeoutMs: number;
   httpActionMaxBody: number;
+  submitBatchMax: number;
+  submitBatchFlushes: number;
+  databasePoolSize: number;
+  signingSecretCacheTtlMs: number;
 };
 
 export class ConfigError extends Error {
@@ -206,5 +218,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpActionUpstreams: e.HTTP_ACTION_UPSTREAMS,
     httpActionTimeoutMs: e.HTTP_ACTION_TIMEOUT,
     httpActionMaxBody: e.HTTP_ACTION_MAX_BODY,
+    submitBatchMax: e.SUBMIT_BATCH_MAX,
+    submitBatchFlushes: e.SUBMIT_BATCH_FLUSHES,
+    databasePoolSize: e.DATABASE_POOL_SIZE,
+    signingSecretCacheTtlMs: e.SIGNING_SECRET_CACHE_TTL,
   };
 }

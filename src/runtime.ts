@@ -20,6 +20,10 @@ import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
 import { createActionCatalog } from "./core/actions/catalog.js";
+import { createCallbackSchedule } from "./core/callback-schedule.js";
+import { createLifecycle } from "./core/lifecycle.js";
+import { createSigningSecretCache } from "./auth/signing-secrets.js";
+import { lifecycleStatements } from "./db/lifecycle.js";
 import { startWorkers, type Workers } from "./worker/index.js";
 import { VERSION } from "./version.js";
 
@@ -55,6 +59,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     options.database ?? (await openDatabase({
       databaseUrl: config.databaseUrl,
       dataDir: config.dataDir,
+      poolSize: config.databasePoolSize,
       onConnectionError: (error) => logger.warn({ err: error }, "a PostgreSQL connection was lost; it is replaced on next use"),
     }));
   if (!options.database) await database.migrate();
@@ -75,7 +80,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
   const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
   await events.start();
-  const queues = createQueues(redis, config.queuePrefix, config.callbackRetryDelays.length + 1);
+  const schedule = createCallbackSchedule(config.callbackRetryDelays);
+  const queues = createQueues(redis, config.queuePrefix, schedule);
   const repo = requestsRepository(database.db);
   const tenants = tenantsRepository(database.db);
   const clients = clientsRepository(database.db);
@@ -83,6 +89,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const callbacks = callbacksRepository(database.db);
   const catalog = createActionCatalog({ httpUpstreams: config.httpActionUpstreams });
   const metrics = createMetrics();
+  const statements = lifecycleStatements(database.sql);
   const userAgent = `Ricochet/${VERSION}`;
   const callbackPolicy = createAddressPolicy(config.outboundAllow);
   const callbackHttp = createOutboundClient({ policy: callbackPolicy, dnsServers: config.outboundDnsServers, userAgent });
@@ -115,7 +122,20 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     logger,
     defaults,
     secretRotationOverlapMs: config.secretRotationOverlapMs,
+    pubsub: events,
   });
+  const lifecycle = createLifecycle({
+    statements,
+    queues,
+    events,
+    metrics,
+    clock,
+    logger,
+    defaults,
+    batch: { maxRows: config.submitBatchMax, maxConcurrentFlushes: config.submitBatchFlushes },
+  });
+  const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
+  const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
 
   const services: ApiServices = {
     asyncRequests: asyncRequestsService({
@@ -124,6 +144,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
       checkCallbackUrl: (url) => checkOutboundUrl(url, callbackPolicy),
       tenants,
       defaults,
+      lifecycle,
       queues,
       events,
       catalog,
@@ -157,15 +178,15 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
       ? await startWorkers({
           repo,
           callbacks,
+          lifecycle,
+          statements,
           metrics,
           http: callbackHttp,
           actionHttp: { send: actionHttp.send, timeoutMs: config.httpActionTimeoutMs, maxBodyBytes: config.httpActionMaxBody },
-          signingSecrets: admin.signingSecrets,
-          retryDelays: config.callbackRetryDelays,
+          signingSecrets: signingSecrets.get,
+          schedule,
           timeoutMs: config.callbackTimeoutMs,
           callbackConcurrency: config.callbackConcurrency,
-          tenants,
-          defaults,
           tenantSlotRetryMs: config.tenantSlotRetryMs,
           queues,
           events,
@@ -190,7 +211,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     services,
     pubsub: events,
     async close() {
+      await lifecycle.drain();
       await workers?.close();
+      stopRotationListener();
       await queues.close();
       await Promise.allSettled([callbackHttp.close(), actionHttp.close()]);
       await closeRedis();

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { requestsRepository } from "../src/db/requests.js";
+import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { jsonBody, startTestRuntime, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
 
@@ -79,21 +79,16 @@ describe("the sweeper and callbacks", () => {
     const receiver = await startReceiver();
     const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "200ms", SWEEPER_GRACE: "0ms" } });
     try {
-      const repo = requestsRepository(rt.db.db);
-      const now = new Date();
-      const row = await repo.insert({
-        id: randomUUID(),
-        tenantId: "default",
-        createdBy: rt.client.clientId,
-        action: "echo",
-        status: "RUNNING",
-        input: {},
-        callbackUrl: receiver.url("/swept"),
-        createdAt: now,
-        updatedAt: now,
-      });
-      // The worker's final write, but no enqueue after it.
-      const finished = await repo.transition(row.id, "COMPLETED", new Date(), { result: { data: "swept" } });
+      const statements = lifecycleStatements(rt.db.sql);
+      const row = { id: randomUUID() };
+      await statements.insertWithinLimits(
+        statements.sql,
+        [{ id: row.id, tenantId: "default", createdBy: rt.client.clientId, action: "echo", input: {}, metadata: null, callbackUrl: receiver.url("/swept"), createdAt: new Date() }],
+        10,
+      );
+      await statements.claim(row.id, 10, new Date());
+      // The worker's final write, but no enqueue after it (nor before: no job was ever added).
+      const finished = await statements.finish(row.id, "COMPLETED", new Date(), { result: { data: "swept" } });
       expect(finished?.callbackStatus).toBe("PENDING");
       const [delivery] = await receiver.waitFor("/swept", 1);
       expect(JSON.parse(delivery!.body)).toMatchObject({ asyncRequest: { id: row.id, status: "COMPLETED" }, echo: { data: "swept" } });

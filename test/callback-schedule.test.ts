@@ -1,7 +1,7 @@
 import { Webhook } from "standardwebhooks";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
-import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays, retryDelayFor } from "../src/shared/callbacks.js";
+import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays, retryDelayFor } from "../src/core/callback-schedule.js";
 import { signatureHeaders } from "../src/worker/deliver-callback.js";
 
 const MINUTE = 60_000;

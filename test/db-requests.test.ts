@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
 import { tenants } from "../src/db/schema.js";
 import { createTestDatabase, DB_KINDS, type TestDatabase } from "./helpers/db.js";
@@ -41,16 +43,33 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect(await repo.get("other", row.id)).toBeUndefined();
   });
 
-  it("allows only the transitions of the state machine", async () => {
-    const row = await insert({ createdAt: at(2) });
-    expect(await repo.transition(row.id, "COMPLETED", at(3))).toBeUndefined(); // QUEUED cannot complete
-    const running = await repo.transition(row.id, "RUNNING", at(3));
-    expect(running).toMatchObject({ status: "RUNNING", runs: 1, startedAt: at(3) });
-    expect((await repo.transition(row.id, "RUNNING", at(4)))?.runs).toBe(2); // a recovered re-run
-    const done = await repo.transition(row.id, "COMPLETED", at(5), { result: { ok: true }, progress: 100 });
-    expect(done).toMatchObject({ status: "COMPLETED", finishedAt: at(5), result: { ok: true } });
-    expect(await repo.transition(row.id, "CANCELLED", at(6))).toBeUndefined();
-    expect(await repo.transition(row.id, "RUNNING", at(6))).toBeUndefined();
+  it("allows only the transitions of the state machine, and the tenant counters follow each one", async () => {
+    const statements = lifecycleStatements(db.sql);
+    const counters = async () => {
+      const [row] = await db.db.select({ queued: tenants.queuedCount, running: tenants.runningCount }).from(tenants).where(eq(tenants.id, "other"));
+      return row;
+    };
+    const id = randomUUID();
+    const inserted = await statements.insertWithinLimits(
+      statements.sql,
+      [{ id, tenantId: "other", createdBy: "tester", action: "echo", input: { n: 1 }, metadata: null, callbackUrl: null, createdAt: at(2) }],
+      10,
+    );
+    expect([...inserted]).toEqual([id]);
+    expect(await counters()).toEqual({ queued: 1, running: 0 });
+    expect(await statements.finish(id, "COMPLETED", at(3), {})).toBeUndefined(); // QUEUED cannot complete
+    const running = await statements.claim(id, 10, at(3));
+    expect(running).toMatchObject({ kind: "claimed", row: { status: "RUNNING", runs: 1, startedAt: at(3) } });
+    expect(await counters()).toEqual({ queued: 0, running: 1 });
+    const again = await statements.claim(id, 10, at(4)); // a recovered re-run keeps its slot
+    expect(again).toMatchObject({ kind: "claimed", row: { runs: 2 } });
+    expect(await counters()).toEqual({ queued: 0, running: 1 });
+    const done = await statements.finish(id, "COMPLETED", at(5), { result: { ok: true }, progress: 100 });
+    expect(done).toMatchObject({ status: "COMPLETED", finishedAt: at(5), result: { ok: true }, progress: 100, priorStatus: "RUNNING" });
+    expect(await counters()).toEqual({ queued: 0, running: 0 });
+    expect(await statements.finish(id, "CANCELLED", at(6), {})).toBeUndefined();
+    expect(await statements.claim(id, 10, at(6))).toEqual({ kind: "gone" });
+    expect(await counters()).toEqual({ queued: 0, running: 0 });
   });
 
   it("lists newest first with every filter", async () => {

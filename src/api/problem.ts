@@ -2,7 +2,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import { OAuthError } from "../auth/oauth-error.js";
-import { AppError, ERROR_STATUS, type ErrorCode, type FieldError } from "../shared/errors.js";
+import { AppError, ERROR_STATUS, isDependencyDown, type ErrorCode, type FieldError } from "../shared/errors.js";
 
 const TITLES: Record<ErrorCode, string> = {
   bad_request: "Bad request",
@@ -85,18 +85,4 @@ export function errorToResponse(error: unknown, c: Context, logger: Logger): Res
   }
   logger.error({ err: error, requestId: c.get("requestId"), path: c.req.path }, "unhandled error");
   return problemResponse(c, "internal", "Something went wrong on our side; quote the requestId if you report it");
-}
-
-/**
- * Connection-level failures of Postgres or Redis: the service is temporarily unable to answer
- * (503 + Retry-After), not broken (500). SQLSTATE class 08 is "connection exception", 57P0x
- * "operator intervention" (shutdown), 53300 "too many connections".
- */
-function isDependencyDown(error: unknown): boolean {
-  for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    const code = typeof e.code === "string" ? e.code : "";
-    if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "53300", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08")) return true;
-    if (typeof e.message === "string" && /Connection terminated|connection timeout|Stream isn't writeable|Connection is closed|not queryable/i.test(e.message)) return true;
-  }
-  return false;
 }

@@ -12,10 +12,22 @@ import * as schema from "./schema.js";
 
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
+/**
+ * Raw parameterised SQL for the hot paths (src/db/lifecycle.ts): one statement, one round
+ * trip, no query building. Rows come back as the driver parses them (snake_case columns).
+ */
+export type Sql = {
+  query<T = Record<string, unknown>>(text: string, params?: unknown[]): Promise<T[]>;
+};
+
 /** One interface over both drivers: PostgreSQL for servers, PGlite for the zero-config mode. */
 export type Database = {
   kind: "postgres" | "pglite";
   db: Db;
+  sql: Sql & {
+    /** Runs `work` in one transaction (BEGIN … COMMIT, ROLLBACK on error) on one connection. */
+    transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T>;
+  };
   migrate(): Promise<void>;
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -48,9 +60,29 @@ function openPostgres(url: string, max: number, onConnectionError: (error: Error
   pool.on("connect", (client) => client.on("error", onConnectionError));
   pool.on("error", onConnectionError);
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
+  const query = async <T,>(client: pg.Pool | pg.PoolClient, text: string, params: unknown[] = []) => (await client.query({ text, values: params })).rows as T[];
   return {
     kind: "postgres",
     db,
+    sql: {
+      query: (text, params) => query(pool, text, params),
+      async transaction(work) {
+        const client = await pool.connect();
+        let broken: Error | undefined;
+        try {
+          await client.query("BEGIN");
+          const result = await work({ query: (text, params) => query(client, text, params) });
+          await client.query("COMMIT");
+          return result;
+        } catch (error) {
+          await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
+          throw error;
+        } finally {
+          // A client whose ROLLBACK failed has lost its connection: the pool must not reuse it.
+          client.release(broken);
+        }
+      },
+    },
     migrate: async () => {
       // API and worker processes start together; the advisory lock lets one migrate at a time.
       const client = await pool.connect();
@@ -78,6 +110,10 @@ async function openPglite(dataDir: string): Promise<Database> {
   return {
     kind: "pglite",
     db,
+    sql: {
+      query: async (text, params) => (await client.query(text, params)).rows as never,
+      transaction: (work) => client.transaction((tx) => work({ query: async (text, params) => (await tx.query(text, params)).rows as never })),
+    },
     migrate: () => migratePglite(pgliteDb, { migrationsFolder }),
     ping: async () => {
       await db.execute(sql`select 1`);

@@ -1,35 +1,8 @@
-import { and, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, gt, gte, inArray, lt, or } from "drizzle-orm";
 import type { CallbackStatus } from "../shared/callbacks.js";
-import { allowedPredecessors, type AsyncRequestStatus } from "../shared/status.js";
+import type { AsyncRequestStatus } from "../shared/status.js";
 import type { Db } from "./client.js";
-import { asyncRequests, idempotencyKeys, type AsyncRequestRow, type NewAsyncRequestRow } from "./schema.js";
-
-export type IdempotentInsert = {
-  clientId: string;
-  key: string;
-  requestDigest: string;
-  /** Keys older than this are forgotten. */
-  notBefore: Date;
-  responseStatus: number;
-  responseFor(row: AsyncRequestRow): unknown;
-};
-
-export type InsertOutcome =
-  | { kind: "created"; row: AsyncRequestRow }
-  | { kind: "replay"; status: number; body: unknown }
-  | { kind: "key-reused" }
-  | { kind: "queue-full"; queued: number };
-
-/** Rolls back a submit that found its tenant's queue full. */
-class QueueFull extends Error {
-  constructor(readonly queued: number) {
-    super("queue full");
-  }
-}
-
-/** Serialises a tenant's submits and starts, so that limits hold under concurrency. */
-const lockTenant = (db: Db, tenantId: string) =>
-  db.execute(sql`select pg_advisory_xact_lock(hashtext(${"ricochet-tenant:" + tenantId}))`);
+import { asyncRequests, type AsyncRequestRow, type NewAsyncRequestRow } from "./schema.js";
 
 export type ListFilters = {
   tenantId: string;
@@ -45,83 +18,8 @@ export type ListFilters = {
 
 /** Everything that reads and writes async requests. Tenant scoping happens here, not in callers. */
 export function requestsRepository(db: Db) {
-  const inTransaction = <T>(work: (repo: RequestsRepository, tx: Db) => Promise<T>) =>
-    db.transaction((tx) => work(requestsRepository(tx as unknown as Db), tx as unknown as Db));
-
   return {
-    /**
-     * Inserts a request unless the tenant's queue is full; with an idempotency key, replays the
-     * first answer for the same body, or refuses the key with a different one. One transaction.
-     */
-    async insertWithinLimit(row: NewAsyncRequestRow & { tenantId: string }, maxQueued: number, idempotency?: IdempotentInsert): Promise<InsertOutcome> {
-      if (!idempotency) {
-        // Insert first, then lock and count (this row included): the lock is held only for the
-        // count and the commit, and a later submit's count sees every earlier commit.
-        try {
-          return await inTransaction(async (repo, tx) => {
-            const inserted = await repo.insert(row);
-            await lockTenant(tx, row.tenantId);
-            const queued = await repo.count(row.tenantId, "QUEUED");
-            if (queued > maxQueued) throw new QueueFull(queued - 1);
-            return { kind: "created" as const, row: inserted };
-          });
-        } catch (error) {
-          if (error instanceof QueueFull) return { kind: "queue-full", queued: error.queued };
-          throw error;
-        }
-      }
-      return inTransaction(async (repo, tx) => {
-        await lockTenant(tx, row.tenantId);
-        if (idempotency) {
-          const { clientId, key } = idempotency;
-          const match = and(eq(idempotencyKeys.clientId, clientId), eq(idempotencyKeys.key, key));
-          await tx.delete(idempotencyKeys).where(and(match, lt(idempotencyKeys.createdAt, idempotency.notBefore)));
-          const [previous] = await tx.select().from(idempotencyKeys).where(match);
-          if (previous) {
-            return previous.requestDigest === idempotency.requestDigest
-              ? { kind: "replay", status: previous.responseStatus, body: previous.responseBody }
-              : { kind: "key-reused" };
-          }
-        }
-        const queued = await repo.count(row.tenantId, "QUEUED");
-        if (queued >= maxQueued) return { kind: "queue-full", queued };
-        const inserted = await repo.insert(row);
-        if (idempotency) {
-          await tx.insert(idempotencyKeys).values({
-            clientId: idempotency.clientId,
-            key: idempotency.key,
-            requestDigest: idempotency.requestDigest,
-            asyncRequestId: inserted.id,
-            responseStatus: idempotency.responseStatus,
-            responseBody: idempotency.responseFor(inserted),
-            createdAt: inserted.createdAt,
-          });
-        }
-        return { kind: "created", row: inserted };
-      });
-    },
-
-    /**
-     * QUEUED → RUNNING only while the tenant has fewer than `maxConcurrent` RUNNING requests.
-     * A RUNNING request run again after a crash already holds its slot.
-     */
-    startWithinLimit(id: string, tenantId: string, maxConcurrent: number, at: Date): Promise<AsyncRequestRow | "at-limit" | undefined> {
-      return inTransaction(async (repo, tx) => {
-        await lockTenant(tx, tenantId);
-        const current = await repo.getById(id);
-        if (current?.status === "QUEUED" && (await repo.count(tenantId, "RUNNING")) >= maxConcurrent) return "at-limit";
-        return repo.transition(id, "RUNNING", at);
-      });
-    },
-
-    async count(tenantId: string, status: AsyncRequestStatus): Promise<number> {
-      const [row] = await db
-        .select({ n: sql<number>`count(*)::int` })
-        .from(asyncRequests)
-        .where(and(eq(asyncRequests.tenantId, tenantId), eq(asyncRequests.status, status)));
-      return row?.n ?? 0;
-    },
-
+    /** A row as it is, outside the life-cycle and its counters: fixtures and tests only. */
     async insert(row: NewAsyncRequestRow): Promise<AsyncRequestRow> {
       const [inserted] = await db.insert(asyncRequests).values(row).returning();
       return inserted!;
@@ -162,43 +60,6 @@ export function requestsRepository(db: Db) {
         .where(and(...conditions))
         .orderBy(desc(asyncRequests.createdAt), desc(asyncRequests.id))
         .limit(filters.limit);
-    },
-
-    /**
-     * Moves a request to `to` only if its current status allows it; the database is the
-     * arbiter between a cancelling API and a running worker. Undefined when not allowed.
-     */
-    async transition(
-      id: string,
-      to: AsyncRequestStatus,
-      at: Date,
-      fields: Partial<
-        Pick<AsyncRequestRow, "result" | "errorCode" | "errorDesc" | "errorDetails" | "warnings" | "progress">
-      > = {},
-    ): Promise<AsyncRequestRow | undefined> {
-      const timestamps =
-        to === "RUNNING"
-          ? { startedAt: at, runs: sql`${asyncRequests.runs} + 1` }
-          : {
-              finishedAt: at,
-              // Finishing opens the first callback series, in the same statement: exactly once.
-              callbackStatus: sql`case when ${asyncRequests.callbackUrl} is null then null else 'PENDING' end`,
-              callbackSeries: sql`case when ${asyncRequests.callbackUrl} is null then 0 else 1 end`,
-              callbackUpdatedAt: at,
-            };
-      const [row] = await db
-        .update(asyncRequests)
-        .set({ ...fields, ...timestamps, status: to, updatedAt: at })
-        .where(and(eq(asyncRequests.id, id), inArray(asyncRequests.status, [...allowedPredecessors(to)])))
-        .returning();
-      return row;
-    },
-
-    async setProgress(id: string, progress: number, at: Date): Promise<void> {
-      await db
-        .update(asyncRequests)
-        .set({ progress, updatedAt: at })
-        .where(and(eq(asyncRequests.id, id), eq(asyncRequests.status, "RUNNING")));
     },
 
     /** Unfinished requests not touched since `before`, oldest first, in pages: the sweeper's work. */

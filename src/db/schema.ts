@@ -12,6 +12,13 @@ export const tenants = pgTable("tenants", {
   maxConcurrent: integer("max_concurrent"),
   maxQueued: integer("max_queued"),
   createdAt: ts("created_at").notNull().defaultNow(),
+  /**
+   * How many of the tenant's requests are QUEUED and RUNNING, kept by the same statements that
+   * move a request between states (src/db/lifecycle.ts), so limits need no lock and no count(*).
+   * The sweeper reconciles them with the table.
+   */
+  queuedCount: integer("queued_count").notNull().default(0),
+  runningCount: integer("running_count").notNull().default(0),
 });
 
 /** An API client of a tenant. `id` is the public client_id; the secret is kept only as a scrypt hash. */

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import type { Logger } from "pino";
-import { cancelChannel, statusChannel, tokenRevocationChannel, type StatusChangeMessage } from "../shared/queues.js";
+import { cancelChannel, secretRotationChannel, statusChannel, tokenRevocationChannel, type StatusChangeMessage } from "../shared/queues.js";
 
 type Listener = (message: StatusChangeMessage) => void;
 
@@ -14,10 +14,12 @@ export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix
   const statusListeners = new Map<string, Set<Listener>>();
   const cancelListeners = new Set<(id: string) => void>();
   const revocationListeners = new Set<(digest: string) => void>();
+  const rotationListeners = new Set<(clientId: string) => void>();
   const channels = {
     status: statusChannel(deps.prefix),
     cancel: cancelChannel(deps.prefix),
     revocation: tokenRevocationChannel(deps.prefix),
+    rotation: secretRotationChannel(deps.prefix),
   };
 
   deps.subscriber.on("message", (channel: string, raw: string) => {
@@ -29,6 +31,8 @@ export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix
         for (const listener of cancelListeners) listener(raw);
       } else if (channel === channels.revocation) {
         for (const listener of revocationListeners) listener(raw);
+      } else if (channel === channels.rotation) {
+        for (const listener of rotationListeners) listener(raw);
       }
     } catch (error) {
       deps.logger.warn({ err: error, channel }, "ignored a malformed pub/sub message");
@@ -37,7 +41,7 @@ export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix
 
   return {
     async start(): Promise<void> {
-      await deps.subscriber.subscribe(channels.status, channels.cancel, channels.revocation);
+      await deps.subscriber.subscribe(channels.status, channels.cancel, channels.revocation, channels.rotation);
     },
 
     async publishStatus(message: StatusChangeMessage): Promise<void> {
@@ -57,6 +61,17 @@ export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix
       await deps.publisher.publish(channels.revocation, digest).catch((error: unknown) => {
         deps.logger.warn({ err: error }, "could not broadcast a token revocation; caches expire it within TOKEN_CACHE_TTL");
       });
+    },
+
+    async publishSecretsRotated(clientId: string): Promise<void> {
+      await deps.publisher.publish(channels.rotation, clientId).catch((error: unknown) => {
+        deps.logger.warn({ err: error }, "could not broadcast a secret rotation; caches expire it within SIGNING_SECRET_CACHE_TTL");
+      });
+    },
+
+    onSecretsRotated(listener: (clientId: string) => void): () => void {
+      rotationListeners.add(listener);
+      return () => rotationListeners.delete(listener);
     },
 
     onTokenRevoked(listener: (digest: string) => void): () => void {

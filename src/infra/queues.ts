@@ -1,6 +1,7 @@
 import { Queue, type JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
-import { CALLBACK_BACKOFF, callbackJobId, type DeliverCallbackJob } from "../shared/callbacks.js";
+import { CALLBACK_BACKOFF, type CallbackSchedule } from "../core/callback-schedule.js";
+import { callbackJobId, type DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 
 /**
@@ -10,15 +11,21 @@ import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 export const RUN_ACTION_JOB_OPTIONS: JobsOptions = {
   attempts: 8,
   backoff: { type: "exponential", delay: 1_000 },
-  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnComplete: { age: 3600, count: 1_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+};
+
+const CALLBACK_JOB_OPTIONS: JobsOptions = {
+  backoff: { type: CALLBACK_BACKOFF },
+  removeOnComplete: { age: 3600, count: 1_000 },
   removeOnFail: { age: 7 * 24 * 3600 },
 };
 
 /**
  * One job per attempt series; its attempts are the series' attempts, spaced by the worker's
- * custom backoff strategy (the callback schedule). `totalAttempts` is retries + 1.
+ * custom backoff strategy (the callback schedule).
  */
-export function createQueues(connection: Redis, prefix: string, callbackAttempts: number) {
+export function createQueues(connection: Redis, prefix: string, schedule: CallbackSchedule) {
   const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix });
   const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix });
   return {
@@ -26,19 +33,15 @@ export function createQueues(connection: Redis, prefix: string, callbackAttempts
     callbacks,
     /** Idempotent: the job id is the request id, so a second add of the same request is a no-op. */
     enqueueRun: (requestId: string) => jobs.add("run", { requestId }, { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId }),
+    /** A batch of requests in one round trip (group commit's second half). */
+    enqueueRuns: (requestIds: string[]) =>
+      jobs.addBulk(requestIds.map((requestId) => ({ name: "run", data: { requestId }, opts: { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId } }))),
     /** Idempotent per series: the job id is derived from the request id and the series. */
     enqueueCallback: (requestId: string, series: number, resume: { offset: number; delayMs: number } = { offset: 0, delayMs: 0 }) =>
       callbacks.add(
         "deliver",
         { requestId, series, offset: resume.offset },
-        {
-          jobId: callbackJobId(requestId, series),
-          attempts: Math.max(1, callbackAttempts - resume.offset),
-          backoff: { type: CALLBACK_BACKOFF },
-          delay: resume.delayMs,
-          removeOnComplete: { age: 24 * 3600, count: 10_000 },
-          removeOnFail: { age: 7 * 24 * 3600 },
-        },
+        { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(requestId, series), attempts: schedule.attemptsFrom(resume.offset), delay: resume.delayMs },
       ),
     close: () => Promise.all([jobs.close(), callbacks.close()]).then(() => undefined),
   };

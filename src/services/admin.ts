@@ -6,6 +6,8 @@ import type { SecretBox } from "../auth/secret-box.js";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ClientsRepository } from "../db/clients.js";
 import type { Queues } from "../infra/queues.js";
+import type { PubSub } from "../infra/pubsub.js";
+import { effectiveLimits, type Limits } from "../core/limits.js";
 import type { ApiClientRow, TenantRow } from "../db/schema.js";
 import type { TenantsRepository } from "../db/tenants.js";
 import type { TokensRepository } from "../db/tokens.js";
@@ -23,8 +25,9 @@ type Deps = {
   secretBox: SecretBox;
   clock: Clock;
   logger: Logger;
-  defaults: { maxConcurrent: number; maxQueued: number };
+  defaults: Limits;
   secretRotationOverlapMs: number;
+  pubsub: PubSub;
 };
 
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -36,8 +39,7 @@ const tenantView = (row: TenantRow, defaults: Deps["defaults"]) => ({
   id: row.id,
   name: row.name,
   limits: {
-    maxConcurrent: row.maxConcurrent ?? defaults.maxConcurrent,
-    maxQueued: row.maxQueued ?? defaults.maxQueued,
+    ...effectiveLimits(row, defaults),
     maxConcurrentOverridden: row.maxConcurrent !== null,
     maxQueuedOverridden: row.maxQueued !== null,
   },
@@ -152,6 +154,7 @@ export function adminService(deps: Deps) {
       const webhookSecret = newWebhookSecret();
       const previousValidUntil = new Date(now.getTime() + overlapMs);
       await clients.rotateSigningSecret({ id: randomUUID(), clientId, secretEncrypted: deps.secretBox.seal(webhookSecret), createdAt: now }, previousValidUntil);
+      await deps.pubsub.publishSecretsRotated(clientId);
       deps.logger.info({ clientId, previousValidUntil }, "webhook signing secret rotated");
       return { clientId, webhookSecret, previousValidUntil: previousValidUntil.toISOString() };
     },

@@ -1,16 +1,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import type { Logger } from "pino";
+import type { Lifecycle } from "../core/lifecycle.js";
+import { effectiveLimits, type Limits } from "../core/limits.js";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ListFilters, RequestsRepository } from "../db/requests.js";
-import type { AsyncRequestRow, TenantRow } from "../db/schema.js";
+import type { AsyncRequestRow } from "../db/schema.js";
 import type { TenantsRepository } from "../db/tenants.js";
-import { toAsyncRequest } from "../shared/async-request.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
 import { AppError, conflict, invalid, notFound, zodFieldErrors } from "../shared/errors.js";
+import { toAsyncRequest } from "../shared/async-request.js";
 import { isFinal, type AsyncRequestStatus } from "../shared/status.js";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 import type { Caller } from "./caller.js";
@@ -26,7 +28,6 @@ export type SubmitInput = {
 /** What POST /api/v1/async answers; a replay repeats the first answer to the same key. */
 export type SubmitOutcome = { status: number; body: unknown; replayed: boolean; id: string };
 
-const IDEMPOTENCY_WINDOW_MS = 24 * 3_600_000;
 const QUEUE_FULL_RETRY_AFTER_SECONDS = 5;
 
 export type ListQuery = {
@@ -47,7 +48,8 @@ type Deps = {
   /** Why a callback URL is refused at submit (shape, scheme, credentials, literal address), if it is. */
   checkCallbackUrl(url: string): string | undefined;
   tenants: TenantsRepository;
-  defaults: { maxConcurrent: number; maxQueued: number };
+  defaults: Limits;
+  lifecycle: Lifecycle;
   queues: Queues;
   events: PubSub;
   catalog: ActionCatalog;
@@ -66,16 +68,6 @@ export function asyncRequestsService(deps: Deps) {
     return row;
   }
 
-  async function requireTenant(tenantId: string): Promise<TenantRow> {
-    const tenant = await deps.tenants.get(tenantId);
-    if (!tenant) throw notFound(`Tenant ${tenantId}`);
-    return tenant;
-  }
-
-  const effectiveLimits = (tenant: TenantRow) => ({
-    maxConcurrent: tenant.maxConcurrent ?? deps.defaults.maxConcurrent,
-    maxQueued: tenant.maxQueued ?? deps.defaults.maxQueued,
-  });
 
   return {
     async submit(caller: Caller, body: SubmitInput, idempotencyKey?: string): Promise<SubmitOutcome> {
@@ -92,35 +84,25 @@ export function asyncRequestsService(deps: Deps) {
       const urlProblem = body.callbackUrl === undefined ? undefined : deps.checkCallbackUrl(body.callbackUrl);
       if (urlProblem) throw invalid("Invalid callbackUrl", [{ path: "callbackUrl", message: urlProblem }]);
       const now = clock.now();
-      const limits = effectiveLimits(await requireTenant(caller.tenantId));
-      const outcome = await repo.insertWithinLimit(
-        {
+      const outcome = await deps.lifecycle.submit({
+        request: {
           id: randomUUID(),
           tenantId: caller.tenantId,
           createdBy: caller.clientId,
           action: action.name,
-          status: "QUEUED",
           input: body.input ?? null,
           metadata: body.metadata ?? null,
           callbackUrl: body.callbackUrl ?? null,
           createdAt: now,
-          updatedAt: now,
         },
-        limits.maxQueued,
-        idempotencyKey === undefined
-          ? undefined
-          : {
-              clientId: caller.clientId,
-              key: idempotencyKey,
-              requestDigest: createHash("sha256").update(stringify(body) ?? "").digest("hex"),
-              notBefore: new Date(now.getTime() - IDEMPOTENCY_WINDOW_MS),
-              responseStatus: 202,
-              responseFor: (row) => ({ asyncRequest: toAsyncRequest(row) }),
-            },
-      );
+        idempotency:
+          idempotencyKey === undefined
+            ? undefined
+            : { clientId: caller.clientId, key: idempotencyKey, requestDigest: createHash("sha256").update(stringify(body) ?? "").digest("hex") },
+      });
       switch (outcome.kind) {
         case "queue-full":
-          throw new AppError("limit_exceeded", `Your tenant already has ${outcome.queued} QUEUED requests, its limit; retry later`, {
+          throw new AppError("limit_exceeded", "Your tenant has reached its limit of QUEUED requests; retry later", {
             retryAfter: QUEUE_FULL_RETRY_AFTER_SECONDS,
           });
         case "key-reused":
@@ -130,24 +112,18 @@ export function asyncRequestsService(deps: Deps) {
           return { status: outcome.status, body: outcome.body, replayed: true, id };
         }
         case "created":
-          break;
+          return { status: 202, body: { asyncRequest: toAsyncRequest(outcome.row) }, replayed: false, id: outcome.row.id };
       }
-      const { row } = outcome;
-      try {
-        await queues.enqueueRun(row.id);
-      } catch (error) {
-        // The row is the source of truth: the sweeper enqueues it once Redis answers again.
-        logger.warn({ err: error, asyncRequestId: row.id }, "enqueue failed; the sweeper will enqueue the request");
-      }
-      return { status: 202, body: { asyncRequest: toAsyncRequest(row) }, replayed: false, id: row.id };
     },
 
+    /** The tenant's limits and their use, from the counters the life-cycle keeps (no count(*)). */
     async limits(caller: Caller) {
-      const limits = effectiveLimits(await requireTenant(caller.tenantId));
-      const [running, queued] = await Promise.all([repo.count(caller.tenantId, "RUNNING"), repo.count(caller.tenantId, "QUEUED")]);
+      const tenant = await deps.tenants.get(caller.tenantId);
+      if (!tenant) throw notFound(`Tenant ${caller.tenantId}`);
+      const limits = effectiveLimits(tenant, deps.defaults);
       return {
-        concurrentRequests: { limit: limits.maxConcurrent, count: running },
-        queued: { limit: limits.maxQueued, count: queued },
+        concurrentRequests: { limit: limits.maxConcurrent, count: tenant.runningCount },
+        queued: { limit: limits.maxQueued, count: tenant.queuedCount },
       };
     },
 
@@ -198,22 +174,11 @@ export function asyncRequestsService(deps: Deps) {
     async cancel(caller: Caller, id: string): Promise<AsyncRequestRow> {
       const before = await getOwned(caller, id);
       if (isFinal(before.status)) throw conflict(`Async request ${id} is already ${before.status}`);
-      const cancelled = await repo.transition(id, "CANCELLED", clock.now(), {
-        errorCode: "CANCELLED",
-        errorDesc: `Cancelled by ${caller.clientId}`,
-      });
+      const cancelled = await deps.lifecycle.cancel(id, caller.clientId);
       if (!cancelled) {
         const now = await getOwned(caller, id);
         throw conflict(`Async request ${id} is already ${now.status}`);
       }
-      await events.publishStatus({ id, status: "CANCELLED" });
-      await Promise.allSettled([
-        events.publishCancel(id),
-        // A waiting job is removed; an active one is locked and ends when its action sees the abort.
-        queues.jobs.remove(id),
-        // If this fails the sweeper enqueues the PENDING callback.
-        cancelled.callbackStatus === "PENDING" && queues.enqueueCallback(id, cancelled.callbackSeries),
-      ]);
       return cancelled;
     },
 

@@ -50,3 +50,17 @@ export function zodFieldErrors(error: z.ZodError, prefix: string): FieldError[] 
     message: issue.message,
   }));
 }
+
+/**
+ * Connection-level failures of Postgres or Redis: the service is temporarily unable to answer
+ * (503 + Retry-After), not broken (500). SQLSTATE class 08 is "connection exception", 57P0x
+ * "operator intervention" (shutdown), 53300 "too many connections".
+ */
+export function isDependencyDown(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown; message?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    const code = typeof e.code === "string" ? e.code : "";
+    if (["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "53300", "57P01", "57P02", "57P03"].includes(code) || code.startsWith("08")) return true;
+    if (typeof e.message === "string" && /Connection terminated|connection timeout|Stream isn't writeable|Connection is closed|not queryable/i.test(e.message)) return true;
+  }
+  return false;
+}

@@ -19,4 +19,9 @@ export function tokenRevocationChannel(prefix: string): string {
   return `${prefix}:token-revocations`;
 }
 
+/** Channel on which a client id is broadcast when its webhook signing secrets change. */
+export function secretRotationChannel(prefix: string): string {
+  return `${prefix}:secret-rotations`;
+}
+
 export type StatusChangeMessage = { id: string; status: string };

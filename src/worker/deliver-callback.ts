@@ -2,29 +2,30 @@ import { randomUUID } from "node:crypto";
 import type { Job } from "bullmq";
 import type { Logger } from "pino";
 import { Webhook } from "standardwebhooks";
-import type { CallbacksRepository } from "../db/callbacks.js";
-import type { RequestsRepository } from "../db/requests.js";
+import type { ActionCatalog } from "../core/actions/catalog.js";
+import { createBatcher } from "../core/batcher.js";
+import type { CallbackSchedule } from "../core/callback-schedule.js";
+import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
-import { callbackMessageId, retryDelayFor, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
+import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
 import type { Clock } from "../shared/clock.js";
-import type { ActionCatalog } from "../core/actions/catalog.js";
 
 /** The first 16 KiB of a receiver's answer are kept with the attempt. */
 export const RESPONSE_BODY_LIMIT = 16 * 1024;
 
 export type DeliverCallbackDeps = {
-  repo: RequestsRepository;
-  callbacks: CallbacksRepository;
+  statements: LifecycleStatements;
   catalog: ActionCatalog;
   http: OutboundClient;
+  /** The client's active signing secrets (cached; see src/auth/signing-secrets.ts). */
   signingSecrets(clientId: string): Promise<string[]>;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
-  retryDelays: readonly number[];
+  schedule: CallbackSchedule;
   timeoutMs: number;
 };
 
@@ -45,18 +46,45 @@ export function signatureHeaders(messageId: string, at: Date, body: string, secr
   return headers;
 }
 
+/** PostgreSQL text cannot hold NUL: a receiver's answer is kept with U+FFFD in its place. */
+const storableText = (text: string | null) => text && text.replaceAll("\u0000", "\uFFFD");
+
+/**
+ * Attempts are recorded in batches: every delivery that finishes while a write is running joins
+ * the next one (one statement updates the series and inserts the attempts). Two attempts of one
+ * request never share a batch; the second goes with the next.
+ */
+function createAttemptRecorder(statements: LifecycleStatements) {
+  const batcher = createBatcher<AttemptRecord, boolean | "again">({
+    maxBatch: 500,
+    maxConcurrentFlushes: 2,
+    async flush(attempts) {
+      const seen = new Set<string>();
+      const first = attempts.filter((attempt) => !seen.has(attempt.requestId) && seen.add(attempt.requestId));
+      const current = await statements.recordAttempts(first);
+      return attempts.map((attempt) => (first.includes(attempt) ? current.has(attempt.requestId) : "again"));
+    },
+  });
+  return async function record(attempt: AttemptRecord): Promise<boolean> {
+    for (;;) {
+      const outcome = await batcher.add(attempt);
+      if (outcome !== "again") return outcome;
+    }
+  };
+}
+
 /**
  * One attempt of a callback series. Success is exactly HTTP 200; anything else is recorded and
  * thrown, so BullMQ schedules the next attempt with the callback backoff strategy. The last
  * failure marks the series EXHAUSTED and ends the job.
  */
 export function createDeliverCallback(deps: DeliverCallbackDeps) {
-  const { repo, callbacks, clock, metrics } = deps;
-  const totalAttempts = deps.retryDelays.length + 1;
+  const { statements, clock, metrics, schedule } = deps;
+  const recordAttempt = createAttemptRecorder(statements);
 
   return async function deliverCallback(job: Job<DeliverCallbackJob>): Promise<void> {
     const { requestId, series, offset } = job.data;
-    const row = await repo.getById(requestId);
+    const row = await statements.getById(requestId);
     if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
 
     const attempt = offset + job.attemptsMade + 1;
@@ -88,32 +116,31 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
     }
     const durationMs = Math.round(performance.now() - started);
     const delivered = statusCode === 200;
-    const delay = delivered ? undefined : retryDelayFor(deps.retryDelays, attempt);
+    const delay = delivered ? undefined : schedule.delayAfter(attempt);
     const status: CallbackStatus = delivered ? "DELIVERED" : delay === undefined ? "EXHAUSTED" : "RETRYING";
 
-    const current = await callbacks.recordAttempt(
-      {
-        id: randomUUID(),
-        requestId,
-        series,
-        attempt,
-        webhookId: messageId,
-        url: row.callbackUrl,
-        startedAt,
-        durationMs,
-        statusCode,
-        errorClass,
-        errorMessage,
-        responseBody,
-        delivered,
-      },
-      { status, nextAttemptAt: delay === undefined ? null : new Date(startedAt.getTime() + durationMs + delay) },
-    );
+    const current = await recordAttempt({
+      id: randomUUID(),
+      requestId,
+      series,
+      attempt,
+      webhookId: messageId,
+      url: row.callbackUrl,
+      startedAt,
+      durationMs,
+      statusCode,
+      errorClass,
+      errorMessage: storableText(errorMessage),
+      responseBody: storableText(responseBody),
+      delivered,
+      callbackStatus: status,
+      nextAttemptAt: delay === undefined ? null : new Date(startedAt.getTime() + durationMs + delay),
+    });
     metrics.callbackAttempts.inc({ outcome: delivered ? "delivered" : (errorClass ?? "unknown") });
     metrics.callbackDuration.observe(durationMs / 1000);
     if (!current) return; // a redelivery started a newer series meanwhile
 
-    const log = { asyncRequestId: requestId, series, attempt, of: totalAttempts, statusCode, errorClass, durationMs };
+    const log = { asyncRequestId: requestId, series, attempt, of: schedule.totalAttempts, statusCode, errorClass, durationMs };
     if (delivered) {
       deps.logger.info(log, "callback delivered");
     } else if (status === "EXHAUSTED") {
@@ -121,7 +148,7 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
       deps.logger.warn({ ...log, error: errorMessage }, "callback EXHAUSTED: every attempt failed");
     } else {
       deps.logger.info({ ...log, error: errorMessage, retryInMs: delay }, "callback attempt failed");
-      throw new CallbackAttemptFailed(`attempt ${attempt} of ${totalAttempts} failed: ${errorClass}: ${errorMessage}`);
+      throw new CallbackAttemptFailed(`attempt ${attempt} of ${schedule.totalAttempts} failed: ${errorClass}: ${errorMessage}`);
     }
   };
 }

@@ -1,6 +1,7 @@
-import { Worker, type MinimalJob } from "bullmq";
+import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { CALLBACK_BACKOFF, type DeliverCallbackJob } from "../shared/callbacks.js";
+import type { PubSub } from "../infra/pubsub.js";
+import type { DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 import { createDeliverCallback, type DeliverCallbackDeps } from "./deliver-callback.js";
 import { createRunAction, CancelledByClient, WorkerShutdown, type RunActionDeps } from "./run-action.js";
@@ -10,6 +11,7 @@ export type WorkerDeps = RunActionDeps &
   DeliverCallbackDeps &
   Omit<SweeperDeps, "intervalMs" | "graceMs"> & {
     callbackConcurrency: number;
+    events: PubSub;
     /** A connection BullMQ may block on; it duplicates it as needed. */
     workerRedis: Redis;
     concurrency: number;
@@ -44,16 +46,10 @@ export async function startWorkers(deps: WorkerDeps) {
     prefix: deps.prefix,
     concurrency: deps.callbackConcurrency,
     lockDuration: Math.max(deps.lockDurationMs, deps.timeoutMs * 2),
+    stalledInterval: Math.max(500, Math.floor(Math.max(deps.lockDurationMs, deps.timeoutMs * 2) / 2)),
     maxStalledCount: 3,
     autorun: false,
-    settings: {
-      // The callback schedule: after failed attempt n of a series, wait retryDelays[n - 1].
-      backoffStrategy: (attemptsMade: number, type?: string, _error?: Error, job?: MinimalJob) => {
-        if (type !== CALLBACK_BACKOFF) return 0;
-        const offset = (job?.data as DeliverCallbackJob | undefined)?.offset ?? 0;
-        return deps.retryDelays[offset + attemptsMade - 1] ?? -1;
-      },
-    },
+    settings: { backoffStrategy: deps.schedule.backoffStrategy },
   });
   callbackWorker.on("error", (error) => deps.logger.warn({ err: error }, "callbacks worker error"));
   void callbackWorker.run().catch((error) => deps.logger.error({ err: error }, "callbacks worker stopped"));

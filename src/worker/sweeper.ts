@@ -4,15 +4,17 @@ import type { Logger } from "pino";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { RequestsRepository } from "../db/requests.js";
 import { callbackJobId } from "../shared/callbacks.js";
+import type { Lifecycle } from "../core/lifecycle.js";
+import type { LifecycleStatements } from "../db/lifecycle.js";
 import type { Queues } from "../infra/queues.js";
-import type { PubSub } from "../infra/pubsub.js";
 import type { Clock } from "../shared/clock.js";
 
 export type SweeperDeps = {
   repo: RequestsRepository;
   callbacks: CallbacksRepository;
+  lifecycle: Lifecycle;
+  statements: LifecycleStatements;
   queues: Queues;
-  events: PubSub;
   redis: Redis;
   clock: Clock;
   logger: Logger;
@@ -30,7 +32,7 @@ const MAX_PER_SWEEP = 10_000;
  * BullMQ gave up on ends its request FAILED. One sweeper runs at a time across all workers.
  */
 export function createSweeper(deps: SweeperDeps) {
-  const { repo, queues, events, redis, clock, logger } = deps;
+  const { repo, queues, redis, clock, logger } = deps;
   const lockKey = `${deps.prefix}:sweeper-lock`;
 
   /**
@@ -60,8 +62,8 @@ export function createSweeper(deps: SweeperDeps) {
     return enqueued;
   }
 
-  async function sweepOnce(): Promise<{ checked: number; enqueued: number; failed: number; callbacks: number }> {
-    const stats = { checked: 0, enqueued: 0, failed: 0, callbacks: 0 };
+  async function sweepOnce(): Promise<{ checked: number; enqueued: number; failed: number; callbacks: number; countersFixed: number }> {
+    const stats = { checked: 0, enqueued: 0, failed: 0, callbacks: 0, countersFixed: 0 };
     const before = new Date(clock.now().getTime() - deps.graceMs);
     let after: { updatedAt: Date; id: string } | undefined;
     while (stats.checked < MAX_PER_SWEEP) {
@@ -76,16 +78,12 @@ export function createSweeper(deps: SweeperDeps) {
           stats.enqueued++;
           logger.warn({ asyncRequestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
         } else if (state === "failed") {
-          const failed = await repo.transition(row.id, "FAILED", clock.now(), {
+          const failed = await deps.lifecycle.finish(row.id, "FAILED", {
             errorCode: "WORKER_ERROR",
             errorDesc: "The request could not be run: its job failed every attempt",
             errorDetails: job?.failedReason ? [{ reason: job.failedReason }] : [],
           });
-          if (failed) {
-            stats.failed++;
-            await events.publishStatus({ id: row.id, status: "FAILED" });
-            if (failed.callbackStatus === "PENDING") await queues.enqueueCallback(row.id, failed.callbackSeries);
-          }
+          if (failed) stats.failed++;
         }
       }
       if (rows.length < PAGE) break;
@@ -93,6 +91,12 @@ export function createSweeper(deps: SweeperDeps) {
       after = { updatedAt: last.updatedAt, id: last.id };
     }
     stats.callbacks = await sweepCallbacks(before);
+    // The counters move with every transition in the same statement, so they only drift through
+    // a bug or a hand edit; this puts them back from the table either way.
+    for (const fixed of await deps.statements.reconcileCounters()) {
+      stats.countersFixed++;
+      logger.warn(fixed, "tenant counters differed from the table; reconciled");
+    }
     return stats;
   }
 
@@ -105,7 +109,7 @@ export function createSweeper(deps: SweeperDeps) {
       const locked = await redis.set(lockKey, token, "PX", Math.max(deps.intervalMs, 1_000), "NX");
       if (locked !== "OK") return;
       const stats = await sweepOnce();
-      if (stats.enqueued || stats.failed || stats.callbacks) logger.info(stats, "sweep done");
+      if (stats.enqueued || stats.failed || stats.callbacks || stats.countersFixed) logger.info(stats, "sweep done");
     } catch (error) {
       logger.warn({ err: error }, "sweep failed; will try again");
     }

@@ -1,0 +1,423 @@
+import type { CallbackStatus } from "../shared/callbacks.js";
+import { allowedPredecessors, type AsyncRequestStatus } from "../shared/status.js";
+import type { Sql } from "./client.js";
+import type { AsyncRequestRow } from "./schema.js";
+
+/**
+ * The statements of the request life-cycle, each one round trip. Every change of status also
+ * moves the tenant's counters (tenants.queued_count / running_count) in the same statement, so
+ * the limits need neither a lock held across round trips nor a count(*). Batches travel as one
+ * JSON parameter (jsonb_to_recordset): the statement text never changes, whatever the batch size,
+ * and PostgreSQL and PGlite read it alike.
+ */
+
+export type NewRequest = {
+  id: string;
+  tenantId: string;
+  createdBy: string;
+  action: string;
+  input: unknown;
+  metadata: Record<string, unknown> | null;
+  callbackUrl: string | null;
+  createdAt: Date;
+};
+
+export type IdempotencyRecord = {
+  clientId: string;
+  key: string;
+  requestDigest: string;
+  asyncRequestId: string;
+  responseStatus: number;
+  responseBody: unknown;
+  createdAt: Date;
+};
+
+export type StoredKey = { clientId: string; key: string; requestDigest: string; responseStatus: number; responseBody: unknown };
+
+export type ClaimOutcome = { kind: "claimed"; row: AsyncRequestRow } | { kind: "at-limit" } | { kind: "gone" };
+
+export type FinalFields = {
+  result?: unknown;
+  errorCode?: string | null;
+  errorDesc?: string | null;
+  errorDetails?: unknown[];
+  progress?: number | null;
+};
+
+export type AttemptRecord = {
+  id: string;
+  requestId: string;
+  series: number;
+  attempt: number;
+  webhookId: string;
+  url: string;
+  startedAt: Date;
+  durationMs: number;
+  statusCode: number | null;
+  errorClass: string | null;
+  errorMessage: string | null;
+  responseBody: string | null;
+  delivered: boolean;
+  /** Where the series stands after this attempt. */
+  callbackStatus: CallbackStatus;
+  nextAttemptAt: Date | null;
+};
+
+const json = (value: unknown) => JSON.stringify(value ?? null);
+
+const INSERT_WITHIN_LIMITS = `
+WITH input AS (
+  SELECT x.*, row_number() OVER (PARTITION BY x.tenant_id ORDER BY x.ord) AS rank
+  FROM jsonb_to_recordset($1::text::jsonb) AS x(ord int, id uuid, tenant_id text, created_by text, action text,
+       input jsonb, metadata jsonb, callback_url text, created_at timestamptz)
+),
+want AS (SELECT tenant_id, count(*)::int AS n FROM input GROUP BY tenant_id),
+locked AS (
+  SELECT t.id, least(w.n, greatest(0, coalesce(t.max_queued, $2::int) - t.queued_count)) AS n
+  FROM tenants t JOIN want w ON w.tenant_id = t.id
+  ORDER BY t.id
+  FOR UPDATE OF t
+),
+admitted AS (
+  UPDATE tenants t SET queued_count = t.queued_count + l.n
+  FROM locked l WHERE t.id = l.id AND l.n > 0
+  RETURNING t.id, l.n
+)
+INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, metadata, callback_url, created_at, updated_at)
+SELECT i.id, i.tenant_id, i.created_by, i.action, 'QUEUED', coalesce(i.input, 'null'::jsonb), i.metadata, i.callback_url, i.created_at, i.created_at
+FROM input i JOIN admitted a ON a.id = i.tenant_id AND i.rank <= a.n
+RETURNING id`;
+
+const CLAIM_KEYS = `
+INSERT INTO idempotency_keys (client_id, key, request_digest, async_request_id, response_status, response_body, created_at)
+SELECT x.client_id, x.key, x.request_digest, x.async_request_id, x.response_status, x.response_body, x.created_at
+FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text, request_digest text, async_request_id uuid,
+     response_status int, response_body jsonb, created_at timestamptz)
+ORDER BY x.client_id, x.key
+ON CONFLICT (client_id, key) DO UPDATE SET
+  request_digest = excluded.request_digest, async_request_id = excluded.async_request_id,
+  response_status = excluded.response_status, response_body = excluded.response_body, created_at = excluded.created_at
+  WHERE idempotency_keys.created_at < $2::timestamptz
+RETURNING client_id, key`;
+
+const FIND_KEYS = `
+SELECT k.client_id, k.key, k.request_digest, k.response_status, k.response_body
+FROM idempotency_keys k JOIN jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text)
+  ON k.client_id = x.client_id AND k.key = x.key`;
+
+const RELEASE_KEYS = `
+DELETE FROM idempotency_keys k USING jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text)
+WHERE k.client_id = x.client_id AND k.key = x.key`;
+
+/** Takes back requests that were written but could not be enqueued (only those still QUEUED), with their keys. */
+const DISCARD = `
+WITH gone AS (
+  DELETE FROM async_requests WHERE id IN (SELECT value::uuid FROM jsonb_array_elements_text($1::text::jsonb)) AND status = 'QUEUED'
+  RETURNING id, tenant_id
+),
+keys AS (
+  DELETE FROM idempotency_keys k USING jsonb_to_recordset($2::text::jsonb) AS x(client_id text, key text, async_request_id uuid)
+  WHERE k.client_id = x.client_id AND k.key = x.key AND x.async_request_id IN (SELECT id FROM gone)
+),
+counted AS (
+  UPDATE tenants t SET queued_count = t.queued_count - g.n
+  FROM (SELECT tenant_id, count(*)::int AS n FROM gone GROUP BY tenant_id) g WHERE t.id = g.tenant_id
+)
+SELECT id FROM gone`;
+
+/** QUEUED → RUNNING within the tenant's running limit; RUNNING → RUNNING is a re-run after a crash. */
+const CLAIM = `
+WITH req AS (
+  SELECT id, tenant_id, status FROM async_requests WHERE id = $1 AND status IN ('QUEUED', 'RUNNING') FOR UPDATE
+),
+slot AS (
+  UPDATE tenants t SET queued_count = t.queued_count - 1, running_count = t.running_count + 1
+  FROM req
+  WHERE req.status = 'QUEUED' AND t.id = req.tenant_id AND t.running_count < coalesce(t.max_concurrent, $2::int)
+  RETURNING t.id
+),
+claimed AS (
+  UPDATE async_requests r SET status = 'RUNNING', started_at = $3::timestamptz, runs = r.runs + 1, updated_at = $3::timestamptz
+  FROM req WHERE r.id = req.id AND (req.status = 'RUNNING' OR EXISTS (SELECT 1 FROM slot))
+  RETURNING r.*
+)
+SELECT req.status AS prior_status, claimed.* FROM req LEFT JOIN claimed ON true`;
+
+/** Any status → a final one, opening the first callback series (exactly once) and freeing the slot. */
+const FINISH = `
+WITH prev AS (
+  SELECT id, tenant_id, status FROM async_requests
+  WHERE id = $1 AND status = ANY (string_to_array($2::text, ',')) FOR UPDATE
+),
+done AS (
+  UPDATE async_requests r SET
+    status = $3::text, finished_at = $4::timestamptz, updated_at = $4::timestamptz,
+    result = $5::text::jsonb, error_code = $6::text, error_desc = $7::text,
+    error_details = coalesce($8::text::jsonb, '[]'::jsonb), progress = coalesce($9::int, r.progress),
+    callback_status = CASE WHEN r.callback_url IS NULL THEN NULL ELSE 'PENDING' END,
+    callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END,
+    callback_updated_at = $4::timestamptz
+  FROM prev WHERE r.id = prev.id
+  RETURNING r.*, prev.status AS prior_status
+),
+counted AS (
+  UPDATE tenants t SET
+    queued_count = t.queued_count - CASE WHEN d.prior_status = 'QUEUED' THEN 1 ELSE 0 END,
+    running_count = t.running_count - CASE WHEN d.prior_status = 'RUNNING' THEN 1 ELSE 0 END
+  FROM done d WHERE t.id = d.tenant_id
+)
+SELECT * FROM done`;
+
+const RECORD_ATTEMPTS = `
+WITH a AS (
+  SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, request_id uuid, series int, attempt int, webhook_id text,
+    url text, started_at timestamptz, duration_ms int, status_code int, error_class text, error_message text,
+    response_body text, delivered boolean, callback_status text, next_attempt_at timestamptz)
+),
+moved AS (
+  UPDATE async_requests r SET
+    callback_status = a.callback_status, callback_attempts = r.callback_attempts + 1,
+    callback_last_status_code = a.status_code,
+    callback_last_error = CASE WHEN a.delivered THEN NULL ELSE a.error_class || ': ' || a.error_message END,
+    callback_last_attempt_at = a.started_at, callback_next_attempt_at = a.next_attempt_at, callback_updated_at = a.started_at
+  FROM a WHERE r.id = a.request_id AND r.callback_series = a.series
+  RETURNING r.id
+),
+recorded AS (
+  INSERT INTO callback_attempts (id, request_id, series, attempt, webhook_id, url, started_at, duration_ms, status_code,
+    error_class, error_message, response_body, delivered)
+  SELECT a.id, a.request_id, a.series, a.attempt, a.webhook_id, a.url, a.started_at, a.duration_ms, a.status_code,
+    a.error_class, a.error_message, a.response_body, a.delivered
+  FROM a WHERE a.request_id IN (SELECT id FROM moved)
+)
+SELECT id FROM moved`;
+
+/** Tenants whose counters differ from the table (cheap to ask; the fix below is exact). */
+const COUNTER_DRIFT = `
+SELECT t.id FROM tenants t
+LEFT JOIN (
+  SELECT tenant_id, count(*) FILTER (WHERE status = 'QUEUED')::int AS queued, count(*) FILTER (WHERE status = 'RUNNING')::int AS running
+  FROM async_requests WHERE status IN ('QUEUED', 'RUNNING') GROUP BY tenant_id
+) c ON c.tenant_id = t.id
+WHERE t.queued_count <> coalesce(c.queued, 0) OR t.running_count <> coalesce(c.running, 0)`;
+
+export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> }) {
+  return {
+    /** Statements outside a transaction run on the pool, one autocommit each. */
+    sql: sql as Sql,
+    transaction: sql.transaction,
+
+    /** Inserts, in order per tenant, the requests that fit their tenant's queued limit. */
+    async insertWithinLimits(tx: Sql, rows: NewRequest[], defaultMaxQueued: number): Promise<Set<string>> {
+      const records = rows.map((row, ord) => ({
+        ord,
+        id: row.id,
+        tenant_id: row.tenantId,
+        created_by: row.createdBy,
+        action: row.action,
+        input: row.input,
+        metadata: row.metadata,
+        callback_url: row.callbackUrl,
+        created_at: row.createdAt.toISOString(),
+      }));
+      const inserted = await tx.query<{ id: string }>(INSERT_WITHIN_LIMITS, [json(records), defaultMaxQueued]);
+      return new Set(inserted.map((row) => row.id));
+    },
+
+    /** Claims idempotency keys that are new (or expired before `notBefore`); returns the claimed ones. */
+    async claimKeys(tx: Sql, records: IdempotencyRecord[], notBefore: Date): Promise<Set<string>> {
+      const rows = records.map((r) => ({
+        client_id: r.clientId,
+        key: r.key,
+        request_digest: r.requestDigest,
+        async_request_id: r.asyncRequestId,
+        response_status: r.responseStatus,
+        response_body: r.responseBody,
+        created_at: r.createdAt.toISOString(),
+      }));
+      const claimed = await tx.query<{ client_id: string; key: string }>(CLAIM_KEYS, [json(rows), notBefore.toISOString()]);
+      return new Set(claimed.map((row) => keyOf(row.client_id, row.key)));
+    },
+
+    async findKeys(tx: Sql, keys: { clientId: string; key: string }[]): Promise<Map<string, StoredKey>> {
+      const rows = await tx.query<{ client_id: string; key: string; request_digest: string; response_status: number; response_body: unknown }>(FIND_KEYS, [
+        json(keys.map((k) => ({ client_id: k.clientId, key: k.key }))),
+      ]);
+      return new Map(
+        rows.map((row) => [
+          keyOf(row.client_id, row.key),
+          { clientId: row.client_id, key: row.key, requestDigest: row.request_digest, responseStatus: row.response_status, responseBody: row.response_body },
+        ]),
+      );
+    },
+
+    async releaseKeys(tx: Sql, keys: { clientId: string; key: string }[]): Promise<void> {
+      if (keys.length) await tx.query(RELEASE_KEYS, [json(keys.map((k) => ({ client_id: k.clientId, key: k.key })))]);
+    },
+
+    async discard(ids: string[], keys: { clientId: string; key: string; asyncRequestId: string }[]): Promise<Set<string>> {
+      const gone = await sql.query<{ id: string }>(DISCARD, [
+        json(ids),
+        json(keys.map((k) => ({ client_id: k.clientId, key: k.key, async_request_id: k.asyncRequestId }))),
+      ]);
+      return new Set(gone.map((row) => row.id));
+    },
+
+    async claim(id: string, defaultMaxConcurrent: number, at: Date): Promise<ClaimOutcome> {
+      const [row] = await sql.query<RawRow & { prior_status: string }>(CLAIM, [id, defaultMaxConcurrent, at.toISOString()]);
+      if (!row) return { kind: "gone" };
+      if (row.id === null) return { kind: "at-limit" };
+      return { kind: "claimed", row: toRow(row) };
+    },
+
+    /** Moves a request to a final status if its current status allows it; undefined when not. */
+    async finish(id: string, to: AsyncRequestStatus, at: Date, fields: FinalFields): Promise<(AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined> {
+      const [row] = await sql.query<RawRow & { prior_status: AsyncRequestStatus }>(FINISH, [
+        id,
+        allowedPredecessors(to).join(","),
+        to,
+        at.toISOString(),
+        fields.result === undefined ? null : json(fields.result),
+        fields.errorCode ?? null,
+        fields.errorDesc ?? null,
+        fields.errorDetails === undefined ? null : json(fields.errorDetails),
+        fields.progress ?? null,
+      ]);
+      return row && { ...toRow(row), priorStatus: row.prior_status };
+    },
+
+    async setProgress(id: string, percent: number, at: Date): Promise<void> {
+      await sql.query("UPDATE async_requests SET progress = $2, updated_at = $3 WHERE id = $1 AND status = 'RUNNING'", [id, percent, at.toISOString()]);
+    },
+
+    async getById(id: string): Promise<AsyncRequestRow | undefined> {
+      const [row] = await sql.query<RawRow>("SELECT * FROM async_requests WHERE id = $1", [id]);
+      return row && toRow(row);
+    },
+
+    /** Records attempts and moves their series on; returns the request ids whose series is still current. */
+    async recordAttempts(attempts: AttemptRecord[]): Promise<Set<string>> {
+      const rows = attempts.map((a) => ({
+        id: a.id,
+        request_id: a.requestId,
+        series: a.series,
+        attempt: a.attempt,
+        webhook_id: a.webhookId,
+        url: a.url,
+        started_at: a.startedAt.toISOString(),
+        duration_ms: a.durationMs,
+        status_code: a.statusCode,
+        error_class: a.errorClass,
+        error_message: a.errorMessage,
+        response_body: a.responseBody,
+        delivered: a.delivered,
+        callback_status: a.callbackStatus,
+        next_attempt_at: a.nextAttemptAt?.toISOString() ?? null,
+      }));
+      const moved = await sql.query<{ id: string }>(RECORD_ATTEMPTS, [json(rows)]);
+      return new Set(moved.map((row) => row.id));
+    },
+
+    /**
+     * Sets each drifted tenant's counters from the table. The tenant row is locked first, then
+     * counted in a new statement (a new snapshot): every transition that committed before is
+     * counted, and every one still running waits for the lock and applies its change after.
+     */
+    async reconcileCounters(): Promise<{ tenantId: string; queued: number; running: number; wasQueued: number; wasRunning: number }[]> {
+      const drifted = await sql.query<{ id: string }>(COUNTER_DRIFT);
+      const fixed = [];
+      for (const { id } of drifted) {
+        const change = await sql.transaction(async (tx) => {
+          const [before] = await tx.query<{ queued_count: number; running_count: number }>(
+            "SELECT queued_count, running_count FROM tenants WHERE id = $1 FOR UPDATE",
+            [id],
+          );
+          const [after] = await tx.query<{ queued_count: number; running_count: number }>(
+            `UPDATE tenants SET
+               queued_count = (SELECT count(*) FROM async_requests WHERE tenant_id = $1 AND status = 'QUEUED'),
+               running_count = (SELECT count(*) FROM async_requests WHERE tenant_id = $1 AND status = 'RUNNING')
+             WHERE id = $1 RETURNING queued_count, running_count`,
+            [id],
+          );
+          return before && after ? { before, after } : undefined;
+        });
+        if (change && (change.before.queued_count !== change.after.queued_count || change.before.running_count !== change.after.running_count)) {
+          fixed.push({
+            tenantId: id,
+            queued: change.after.queued_count,
+            running: change.after.running_count,
+            wasQueued: change.before.queued_count,
+            wasRunning: change.before.running_count,
+          });
+        }
+      }
+      return fixed;
+    },
+  };
+}
+
+export type LifecycleStatements = ReturnType<typeof lifecycleStatements>;
+
+export const keyOf = (clientId: string, key: string) => `${clientId}\n${key}`;
+
+type RawRow = Record<string, unknown> & { id: string };
+
+/** A raw async_requests row (snake_case, as the drivers return it) as the schema's row type. */
+export function toRow(raw: RawRow): AsyncRequestRow {
+  return {
+    id: raw.id,
+    tenantId: raw.tenant_id as string,
+    createdBy: raw.created_by as string,
+    action: raw.action as string,
+    status: raw.status as AsyncRequestStatus,
+    input: raw.input,
+    result: raw.result ?? null,
+    errorCode: (raw.error_code as string | null) ?? null,
+    errorDesc: (raw.error_desc as string | null) ?? null,
+    errorDetails: (raw.error_details as unknown[]) ?? [],
+    warnings: (raw.warnings as unknown[]) ?? [],
+    metadata: (raw.metadata as Record<string, unknown> | null) ?? null,
+    callbackUrl: (raw.callback_url as string | null) ?? null,
+    progress: (raw.progress as number | null) ?? null,
+    runs: raw.runs as number,
+    createdAt: raw.created_at as Date,
+    startedAt: (raw.started_at as Date | null) ?? null,
+    finishedAt: (raw.finished_at as Date | null) ?? null,
+    updatedAt: raw.updated_at as Date,
+    callbackStatus: (raw.callback_status as CallbackStatus | null) ?? null,
+    callbackSeries: raw.callback_series as number,
+    callbackAttempts: raw.callback_attempts as number,
+    callbackLastStatusCode: (raw.callback_last_status_code as number | null) ?? null,
+    callbackLastError: (raw.callback_last_error as string | null) ?? null,
+    callbackLastAttemptAt: (raw.callback_last_attempt_at as Date | null) ?? null,
+    callbackNextAttemptAt: (raw.callback_next_attempt_at as Date | null) ?? null,
+    callbackUpdatedAt: (raw.callback_updated_at as Date | null) ?? null,
+  };
+}
+
+/** The row a submit writes, as the database will hold it, so the 202 needs no read-back. */
+export function newRequestRow(request: NewRequest): AsyncRequestRow {
+  return {
+    ...request,
+    status: "QUEUED",
+    input: request.input ?? null,
+    result: null,
+    errorCode: null,
+    errorDesc: null,
+    errorDetails: [],
+    warnings: [],
+    progress: null,
+    runs: 0,
+    startedAt: null,
+    finishedAt: null,
+    updatedAt: request.createdAt,
+    callbackStatus: null,
+    callbackSeries: 0,
+    callbackAttempts: 0,
+    callbackLastStatusCode: null,
+    callbackLastError: null,
+    callbackLastAttemptAt: null,
+    callbackNextAttemptAt: null,
+    callbackUpdatedAt: null,
+  };
+}
