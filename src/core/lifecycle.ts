@@ -125,6 +125,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     maxBatch: deps.batch.maxRows,
     maxConcurrentFlushes: deps.batch.maxConcurrentFlushes,
     async flush(items) {
+      deps.metrics.submitBatchRows.observe(items.length);
       try {
         return await writeBatch(items);
       } catch (error) {

@@ -18,6 +18,12 @@ export function createMetrics() {
       labelNames: ["outcome"] as const,
       registers: [registry],
     }),
+    submitBatchRows: new Histogram({
+      name: "ricochet_submit_batch_rows",
+      help: "Submits written together by one group commit (one INSERT and one addBulk)",
+      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000],
+      registers: [registry],
+    }),
     callbacksExhausted: new Counter({
       name: "ricochet_callbacks_exhausted_total",
       help: "Callback series that failed every attempt",

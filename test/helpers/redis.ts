@@ -35,14 +35,18 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** A private redis-server (no persistence) that a test may kill and restart on the same port. */
-export async function startPrivateRedis(): Promise<{ url: string; port: number; stop(): Promise<void>; restart(): Promise<void> }> {
+/**
+ * A private redis-server (no persistence) that a test may kill and restart on the same port.
+ * `hz` is Redis's timer frequency: a blocking command's timeout (how BullMQ waits for a delayed
+ * job) fires up to 1000/hz ms late, so tests of exact delays run with a higher one.
+ */
+export async function startPrivateRedis(options: { hz?: number } = {}): Promise<{ url: string; port: number; stop(): Promise<void>; restart(): Promise<void> }> {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   let child: ChildProcess;
   let exited: Promise<void>;
   const launch = async () => {
-    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+    child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--hz", String(options.hz ?? 10)], { stdio: "ignore" });
     exited = new Promise<void>((done) => child.once("exit", () => done()));
     const probe = new Redis(url, { lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
     probe.on("error", () => {});
