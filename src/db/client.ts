@@ -60,7 +60,16 @@ function openPostgres(url: string, max: number, onConnectionError: (error: Error
   pool.on("connect", (client) => client.on("error", onConnectionError));
   pool.on("error", onConnectionError);
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
-  const query = async <T,>(client: pg.Pool | pg.PoolClient, text: string, params: unknown[] = []) => (await client.query({ text, values: params })).rows as T[];
+  // The hot statements are a handful of constant texts: each is prepared once per connection
+  // (a named statement), so PostgreSQL parses and plans it once, not once per batch.
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (!name) names.set(text, (name = `ricochet_${names.size + 1}`));
+    return name;
+  };
+  const query = async <T,>(client: pg.Pool | pg.PoolClient, text: string, params: unknown[] = []) =>
+    (await client.query({ name: params.length ? nameOf(text) : undefined, text, values: params })).rows as T[];
   return {
     kind: "postgres",
     db,

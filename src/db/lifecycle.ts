@@ -397,8 +397,12 @@ export function toRow(raw: RawRow): AsyncRequestRow {
 
 /** The row a submit writes, as the database will hold it, so the 202 needs no read-back. */
 export function newRequestRow(request: NewRequest): AsyncRequestRow {
+  // Spelled out rather than spread: this runs once per submit, and a literal keeps one shape.
   return {
-    ...request,
+    id: request.id,
+    tenantId: request.tenantId,
+    createdBy: request.createdBy,
+    action: request.action,
     status: "QUEUED",
     input: request.input ?? null,
     result: null,
@@ -406,8 +410,11 @@ export function newRequestRow(request: NewRequest): AsyncRequestRow {
     errorDesc: null,
     errorDetails: [],
     warnings: [],
+    metadata: request.metadata,
+    callbackUrl: request.callbackUrl,
     progress: null,
     runs: 0,
+    createdAt: request.createdAt,
     startedAt: null,
     finishedAt: null,
     updatedAt: request.createdAt,
