@@ -136,12 +136,20 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
   });
 
+  // The row a finish wrote, kept briefly for the first delivery attempt when this process makes
+  // it (the usual case): it is exactly what the database holds until that attempt is recorded.
+  const finishedRows = new Map<string, { row: AsyncRequestRow; at: number }>();
+  const FINISHED_ROWS_MAX = 10_000;
+  const FINISHED_ROWS_TTL_MS = 30_000;
+
   async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<AsyncRequestRow | undefined> {
     const row = await statements.finish(id, status, clock.now(), fields);
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });
     void events.publishStatus({ id, status });
     if (row.callbackStatus === "PENDING") {
+      if (finishedRows.size >= FINISHED_ROWS_MAX) finishedRows.delete(finishedRows.keys().next().value!);
+      finishedRows.set(id, { row, at: performance.now() });
       // Enqueued as part of finishing; if this fails (or we crash first), the sweeper finds the PENDING series.
       await queues.enqueueCallback(id, row.callbackSeries).catch((error: unknown) =>
         logger.warn({ err: error, asyncRequestId: id }, "could not enqueue the callback; the sweeper will"),
@@ -185,6 +193,15 @@ export function createLifecycle(deps: LifecycleDeps) {
         await Promise.allSettled([events.publishCancel(id), queues.jobs.remove(id)]);
       }
       return cancelled;
+    },
+
+    /** The row of a request this process just finished, for its first callback attempt; once. */
+    takeFinished(id: string, series: number): AsyncRequestRow | undefined {
+      const entry = finishedRows.get(id);
+      if (!entry) return undefined;
+      finishedRows.delete(id);
+      const fresh = performance.now() - entry.at < FINISHED_ROWS_TTL_MS;
+      return fresh && entry.row.callbackSeries === series && entry.row.callbackAttempts === 0 ? entry.row : undefined;
     },
 
     setProgress: (id: string, percent: number) => statements.setProgress(id, percent, clock.now()),

@@ -5,6 +5,7 @@ import { Webhook } from "standardwebhooks";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 import { createBatcher } from "../core/batcher.js";
 import type { CallbackSchedule } from "../core/callback-schedule.js";
+import type { Lifecycle } from "../core/lifecycle.js";
 import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
@@ -18,6 +19,7 @@ export const RESPONSE_BODY_LIMIT = 16 * 1024;
 
 export type DeliverCallbackDeps = {
   statements: LifecycleStatements;
+  lifecycle: Pick<Lifecycle, "takeFinished">;
   catalog: ActionCatalog;
   http: OutboundClient;
   /** The client's active signing secrets (cached; see src/auth/signing-secrets.ts). */
@@ -84,7 +86,8 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
 
   return async function deliverCallback(job: Job<DeliverCallbackJob>): Promise<void> {
     const { requestId, series, offset } = job.data;
-    const row = await statements.getById(requestId);
+    const first = offset + job.attemptsMade === 0;
+    const row = (first && deps.lifecycle.takeFinished(requestId, series)) || (await statements.getById(requestId));
     if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
 
     const attempt = offset + job.attemptsMade + 1;
