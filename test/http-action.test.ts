@@ -14,6 +14,7 @@ describe("the http action", () => {
       res.writeHead(201, { "content-type": "application/json", "x-upstream": "yes" }).end(JSON.stringify({ created: true, method: req.method }));
     });
     upstream.on("/api/text", answer(503, "try later", { "content-type": "text/plain" }));
+    upstream.on("/api/nul", answer(200, "before\u0000after", { "content-type": "text/plain" }));
     rt = await startTestRuntime({
       env: { HTTP_ACTION_UPSTREAMS: `${upstream.url("/api/")},http://127.0.0.1:${deadPort}/`, HTTP_ACTION_TIMEOUT: "2s" },
     });
@@ -46,6 +47,13 @@ describe("the http action", () => {
     await waitForStatus(rt, id, "COMPLETED");
     const { response } = (await (await rt.request(`/api/v1/async/${id}/result`)).json()) as { response: { status: number; body: unknown } };
     expect(response).toMatchObject({ status: 503, body: "try later" });
+  });
+
+  it("fails the request (not the job, forever) when the upstream's answer cannot be stored", async () => {
+    const { id } = await submit(rt, { action: "http", input: { url: upstream.url("/api/nul") } });
+    const failed = await waitForStatus(rt, id, "FAILED");
+    expect(failed.asyncResponse).toMatchObject({ errorCode: "RESULT_NOT_STORABLE" });
+    expect(failed.asyncResponse!.errorDesc).toMatch(/result\.body .*U\+0000/);
   });
 
   it("fails the request when the upstream cannot be reached", async () => {

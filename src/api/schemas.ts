@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { findUnstorable, MAX_JSON_DEPTH } from "../core/storable.js";
 import { CALLBACK_STATUSES } from "../shared/callbacks.js";
 import { ASYNC_REQUEST_STATUSES } from "../shared/status.js";
 
@@ -54,18 +55,33 @@ export const AsyncRequestSchema = z
 
 const METADATA_MAX_BYTES = 16 * 1024;
 
+/** Refuses what cannot be stored (NUL, lone surrogates, nesting past MAX_JSON_DEPTH): see src/core/storable.ts. */
+const storable = (path: string) => (value: unknown, ctx: z.RefinementCtx): boolean => {
+  const problem = findUnstorable(value, path);
+  if (problem) ctx.addIssue({ code: "custom", message: `${problem.path.slice(path.length + 1) || "the value"} ${problem.message}`, path: problem.path.split(".").slice(1) });
+  return !problem;
+};
+
 export const SubmitBodySchema = z
   .object({
     action: z.string().min(1).max(100).openapi({ example: "analyse" }),
-    input: z.unknown().openapi({ example: { texts: ["Hello world. Hello world."] } }),
+    input: z
+      .unknown()
+      .superRefine((value, ctx) => void storable("input")(value, ctx))
+      .openapi({
+        description: `The action's input (see GET /api/v1/actions). Strings must be valid Unicode without U+0000; nesting at most ${MAX_JSON_DEPTH} levels.`,
+        example: { texts: ["Hello world. Hello world."] },
+      }),
     callbackUrl: z
       .string()
       .optional()
       .openapi({ description: "Where the signed result is POSTed when the request finishes", example: "https://example.com/hooks/ricochet" }),
     metadata: z
       .record(z.string(), z.unknown())
-      .refine((value) => JSON.stringify(value).length <= METADATA_MAX_BYTES, {
-        message: `must be at most ${METADATA_MAX_BYTES} bytes of JSON`,
+      .superRefine((value, ctx) => {
+        // First what cannot be stored (this also bounds the depth before anything recurses).
+        if (!storable("metadata")(value, ctx)) return;
+        if (JSON.stringify(value).length > METADATA_MAX_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${METADATA_MAX_BYTES} bytes of JSON` });
       })
       .optional()
       .openapi({ description: "Your own data, returned with the request", example: { orderId: "A-17" } }),

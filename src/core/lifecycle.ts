@@ -9,6 +9,7 @@ import type { Clock } from "../shared/clock.js";
 import { AppError, isDependencyDown } from "../shared/errors.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 import { createBatcher } from "./batcher.js";
+import { findUnstorable } from "./storable.js";
 import type { Limits } from "./limits.js";
 
 /**
@@ -143,6 +144,13 @@ export function createLifecycle(deps: LifecycleDeps) {
   const FINISHED_ROWS_TTL_MS = 30_000;
 
   async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<AsyncRequestRow | undefined> {
+    // An action's result obeys the same storage rule as a client's input (an upstream's body may
+    // hold NUL): such a result would fail the write on every retry, so the request fails instead.
+    const unstorable = status === "COMPLETED" ? findUnstorable(fields.result, "result") : undefined;
+    if (unstorable) {
+      status = "FAILED";
+      fields = { errorCode: "RESULT_NOT_STORABLE", errorDesc: `The action's result cannot be stored: ${unstorable.path} ${unstorable.message}` };
+    }
     const row = await statements.finish(id, status, clock.now(), fields);
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });

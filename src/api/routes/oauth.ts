@@ -46,6 +46,10 @@ const revoke = createRoute({
   responses: { 200: { description: "Revoked, or unknown: either way it no longer works" }, 400: { description: "invalid_request" }, 401: { description: "invalid_client" } },
 });
 
+const MAX_PARAM_LENGTH = 4096;
+/** What may be looked up: no NUL and no lone surrogate (PostgreSQL refuses both), and not huge. */
+const acceptable = (value: string) => value.length <= MAX_PARAM_LENGTH && !value.includes("\u0000") && value.isWellFormed();
+
 /** Reads the parameters of a token or revocation request, whatever its encoding. */
 async function readParams(c: Context<AppEnv>): Promise<Record<string, string>> {
   const type = c.req.header("content-type") ?? "";
@@ -65,6 +69,7 @@ async function readParams(c: Context<AppEnv>): Promise<Record<string, string>> {
   const params: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw)) {
     if (typeof value !== "string") throw new OAuthError("invalid_request", `Parameter ${name} must be given once, as a string`);
+    if (!acceptable(value)) throw new OAuthError("invalid_request", `Parameter ${name} must be valid Unicode without U+0000, at most ${MAX_PARAM_LENGTH} characters`);
     params[name] = value;
   }
   return params;
@@ -85,7 +90,9 @@ function readCredentials(c: Context<AppEnv>, params: Record<string, string>): Cl
         throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
       }
     };
-    return { clientId: decode(decoded.slice(0, colon)), clientSecret: decode(decoded.slice(colon + 1)), usedBasic: true };
+    const [clientId, clientSecret] = [decode(decoded.slice(0, colon)), decode(decoded.slice(colon + 1))];
+    if (!acceptable(clientId) || !acceptable(clientSecret)) throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
+    return { clientId, clientSecret, usedBasic: true };
   }
   if (!params.client_id || !params.client_secret) throw new OAuthError("invalid_client", "Client credentials are missing");
   return { clientId: params.client_id, clientSecret: params.client_secret, usedBasic: false };
