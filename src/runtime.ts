@@ -25,6 +25,7 @@ import { createLifecycle } from "./core/lifecycle.js";
 import { createSigningSecretCache } from "./auth/signing-secrets.js";
 import { lifecycleStatements } from "./db/lifecycle.js";
 import { startWorkers, type Workers } from "./worker/index.js";
+import { createCallbackDelivery, type CallbackDelivery } from "./worker/deliver-callback.js";
 import { VERSION } from "./version.js";
 
 export type Roles = { api: boolean; worker: boolean };
@@ -40,6 +41,8 @@ export type RuntimeOptions = {
 export type Runtime = {
   app: App | undefined;
   workers: Workers | undefined;
+  /** Callback delivery, in a process with the worker role. */
+  delivery: CallbackDelivery | undefined;
   database: Database;
   services: ApiServices;
   pubsub: PubSub;
@@ -124,7 +127,25 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     secretRotationOverlapMs: config.secretRotationOverlapMs,
     pubsub: events,
   });
+  const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
+  const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
+  const delivery = roles.worker
+    ? createCallbackDelivery({
+        statements,
+        catalog,
+        http: callbackHttp,
+        signingSecrets: signingSecrets.get,
+        clock,
+        logger,
+        metrics,
+        schedule,
+        timeoutMs: config.callbackTimeoutMs,
+        queues,
+        inlineSlots: config.callbackConcurrency,
+      })
+    : undefined;
   const lifecycle = createLifecycle({
+    deliverNow: delivery?.deliverNow,
     statements,
     queues,
     events,
@@ -134,8 +155,6 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     defaults,
     batch: { maxRows: config.submitBatchMax, maxConcurrentFlushes: config.submitBatchFlushes },
   });
-  const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
-  const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
 
   const services: ApiServices = {
     asyncRequests: asyncRequestsService({
@@ -174,16 +193,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
   const app = roles.api ? createApp(services, { bodyLimit: config.bodyLimit, version: VERSION }) : undefined;
   const workers =
-    roles.worker && workerRedis
+    roles.worker && workerRedis && delivery
       ? await startWorkers({
           repo,
           callbacks,
           lifecycle,
           statements,
-          metrics,
-          http: callbackHttp,
+          delivery,
           actionHttp: { send: actionHttp.send, timeoutMs: config.httpActionTimeoutMs, maxBodyBytes: config.httpActionMaxBody },
-          signingSecrets: signingSecrets.get,
           schedule,
           timeoutMs: config.callbackTimeoutMs,
           callbackConcurrency: config.callbackConcurrency,
@@ -207,6 +224,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   return {
     app,
     workers,
+    delivery,
     database,
     services,
     pubsub: events,

@@ -77,7 +77,7 @@ describe("slow, hanging and huge receivers", () => {
 describe("the sweeper and callbacks", () => {
   it("delivers a finished request's callback that was never enqueued (a crash between finishing and enqueueing)", async () => {
     const receiver = await startReceiver();
-    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "200ms", SWEEPER_GRACE: "0ms" } });
+    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "200ms", SWEEPER_GRACE: "0ms", CALLBACK_TIMEOUT: "500ms" } });
     try {
       const statements = lifecycleStatements(rt.db.sql);
       const row = { id: randomUUID() };

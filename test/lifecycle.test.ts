@@ -93,7 +93,7 @@ describe("counters and callbacks without the sweeper's help", () => {
     expect((await rt.workers!.sweeper.sweepOnce()).countersFixed).toBe(0);
   });
 
-  it("enqueues a finished request's callback as part of finishing (the sweeper never runs here)", async () => {
+  it("makes a finished request's first callback attempt at once, in the finishing process (no job, no sweeper)", async () => {
     const done = await submit(rt, { action: "echo", input: { data: "direct" }, callbackUrl: receiver.url("/direct") });
     const [delivery] = await receiver.waitFor("/direct", 1);
     expect(JSON.parse(delivery!.body)).toMatchObject({ asyncRequest: { id: done.id, status: "COMPLETED" }, echo: { data: "direct" } });
@@ -101,9 +101,38 @@ describe("counters and callbacks without the sweeper's help", () => {
     expect(rt.logs.text).not.toContain("sweeper enqueued");
     const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
     try {
-      expect(await (await queue.getJob(`${done.id}.1`))?.getState()).toBe("completed");
+      expect(await queue.getJob(`${done.id}.1`)).toBeUndefined();
     } finally {
       await queue.close();
+    }
+  });
+});
+
+describe("first attempts when every in-process slot is taken", () => {
+  it("go through the callbacks queue instead, and are delivered", async () => {
+    const receiver = await startReceiver();
+    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_CONCURRENCY: "1", CALLBACK_TIMEOUT: "3s" } });
+    try {
+      let release: () => void = () => {};
+      const held = new Promise<void>((resolve) => (release = resolve));
+      receiver.on("/slow", (_req, res) => void held.then(() => res.writeHead(200).end("late")));
+      const slow = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/slow") });
+      await receiver.waitFor("/slow", 1); // the one in-process slot is now busy
+      const fast = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
+      await receiver.waitFor("/fast", 1);
+      await waitForCallback(rt, rt, fast.id, "DELIVERED");
+      const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
+      try {
+        expect(await (await queue.getJob(`${fast.id}.1`))?.getState()).toBe("completed");
+        expect(await queue.getJob(`${slow.id}.1`)).toBeUndefined();
+      } finally {
+        await queue.close();
+      }
+      release();
+      await waitForCallback(rt, rt, slow.id, "DELIVERED");
+    } finally {
+      await rt.stop();
+      await receiver.close();
     }
   });
 });

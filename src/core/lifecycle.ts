@@ -47,6 +47,8 @@ export type LifecycleDeps = {
   logger: Logger;
   defaults: Limits;
   batch: { maxRows: number; maxConcurrentFlushes: number };
+  /** In a process that delivers callbacks: makes a finished request's first attempt now, if it can. */
+  deliverNow?: ((row: AsyncRequestRow) => boolean) | undefined;
 };
 
 export function createLifecycle(deps: LifecycleDeps) {
@@ -137,12 +139,6 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
   });
 
-  // The row a finish wrote, kept briefly for the first delivery attempt when this process makes
-  // it (the usual case): it is exactly what the database holds until that attempt is recorded.
-  const finishedRows = new Map<string, { row: AsyncRequestRow; at: number }>();
-  const FINISHED_ROWS_MAX = 10_000;
-  const FINISHED_ROWS_TTL_MS = 30_000;
-
   async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<AsyncRequestRow | undefined> {
     // An action's result obeys the same storage rule as a client's input (an upstream's body may
     // hold NUL): such a result would fail the write on every retry, so the request fails instead.
@@ -155,9 +151,9 @@ export function createLifecycle(deps: LifecycleDeps) {
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });
     void events.publishStatus({ id, status });
-    if (row.callbackStatus === "PENDING") {
-      if (finishedRows.size >= FINISHED_ROWS_MAX) finishedRows.delete(finishedRows.keys().next().value!);
-      finishedRows.set(id, { row, at: performance.now() });
+    // The callback's first attempt: made here at once when this process delivers callbacks and
+    // has a free slot, else enqueued as part of finishing.
+    if (row.callbackStatus === "PENDING" && !deps.deliverNow?.(row)) {
       // Enqueued as part of finishing; if this fails (or we crash first), the sweeper finds the PENDING series.
       await queues.enqueueCallback(id, row.callbackSeries).catch((error: unknown) =>
         logger.warn({ err: error, asyncRequestId: id }, "could not enqueue the callback; the sweeper will"),
@@ -201,15 +197,6 @@ export function createLifecycle(deps: LifecycleDeps) {
         await Promise.allSettled([events.publishCancel(id), queues.jobs.remove(id)]);
       }
       return cancelled;
-    },
-
-    /** The row of a request this process just finished, for its first callback attempt; once. */
-    takeFinished(id: string, series: number): AsyncRequestRow | undefined {
-      const entry = finishedRows.get(id);
-      if (!entry) return undefined;
-      finishedRows.delete(id);
-      const fresh = performance.now() - entry.at < FINISHED_ROWS_TTL_MS;
-      return fresh && entry.row.callbackSeries === series && entry.row.callbackAttempts === 0 ? entry.row : undefined;
     },
 
     setProgress: (id: string, percent: number) => statements.setProgress(id, percent, clock.now()),

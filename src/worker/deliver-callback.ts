@@ -1,14 +1,15 @@
 import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
 import type { Job } from "bullmq";
 import type { Logger } from "pino";
 import { Webhook } from "standardwebhooks";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 import { createBatcher } from "../core/batcher.js";
 import type { CallbackSchedule } from "../core/callback-schedule.js";
-import type { Lifecycle } from "../core/lifecycle.js";
 import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
+import type { Queues } from "../infra/queues.js";
 import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
@@ -19,7 +20,6 @@ export const RESPONSE_BODY_LIMIT = 16 * 1024;
 
 export type DeliverCallbackDeps = {
   statements: LifecycleStatements;
-  lifecycle: Pick<Lifecycle, "takeFinished">;
   catalog: ActionCatalog;
   http: OutboundClient;
   /** The client's active signing secrets (cached; see src/auth/signing-secrets.ts). */
@@ -75,23 +75,25 @@ function createAttemptRecorder(statements: LifecycleStatements) {
   };
 }
 
+export type AttemptOutcome = { status: CallbackStatus; delayMs: number | undefined; current: boolean };
+
 /**
- * One attempt of a callback series. Success is exactly HTTP 200; anything else is recorded and
- * thrown, so BullMQ schedules the next attempt with the callback backoff strategy. The last
- * failure marks the series EXHAUSTED and ends the job.
+ * Callback delivery. Success is exactly HTTP 200; anything else is recorded and, while retries
+ * remain, scheduled by the callback schedule. The first attempt of a series is made at once by
+ * the process that finished the request, if it has a free delivery slot (`deliverNow`): no queue
+ * hop, no second read of the row. Retries, and first attempts that found no slot, are jobs of
+ * the `callbacks` queue (`processJob`). An attempt lost to a crash is found by the sweeper: its
+ * series stays PENDING or RETRYING with no job.
  */
-export function createDeliverCallback(deps: DeliverCallbackDeps) {
+export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; inlineSlots: number }) {
   const { statements, clock, metrics, schedule } = deps;
   const recordAttempt = createAttemptRecorder(statements);
+  const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
+  const inline = new Set<Promise<void>>();
 
-  return async function deliverCallback(job: Job<DeliverCallbackJob>): Promise<void> {
-    const { requestId, series, offset } = job.data;
-    const first = offset + job.attemptsMade === 0;
-    const row = (first && deps.lifecycle.takeFinished(requestId, series)) || (await statements.getById(requestId));
-    if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
-
-    const attempt = offset + job.attemptsMade + 1;
-    const messageId = callbackMessageId(requestId, series);
+  async function attemptOnce(row: AsyncRequestRow, attempt: number): Promise<AttemptOutcome> {
+    const series = row.callbackSeries;
+    const messageId = callbackMessageId(row.id, series);
     const body = callbackBody(row, deps.catalog);
     const startedAt = clock.now();
     const headers = {
@@ -105,7 +107,7 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
     let errorClass: string | null = null;
     let errorMessage: string | null = null;
     try {
-      const response = await deps.http.send({ url: row.callbackUrl, method: "POST", headers, body, timeoutMs: deps.timeoutMs, maxBodyBytes: RESPONSE_BODY_LIMIT });
+      const response = await deps.http.send({ url: row.callbackUrl!, method: "POST", headers, body, timeoutMs: deps.timeoutMs, maxBodyBytes: RESPONSE_BODY_LIMIT });
       statusCode = response.statusCode;
       responseBody = response.body.toString("utf8");
       if (statusCode !== 200) {
@@ -119,16 +121,16 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
     }
     const durationMs = Math.round(performance.now() - started);
     const delivered = statusCode === 200;
-    const delay = delivered ? undefined : schedule.delayAfter(attempt);
-    const status: CallbackStatus = delivered ? "DELIVERED" : delay === undefined ? "EXHAUSTED" : "RETRYING";
+    const delayMs = delivered ? undefined : schedule.delayAfter(attempt);
+    const status: CallbackStatus = delivered ? "DELIVERED" : delayMs === undefined ? "EXHAUSTED" : "RETRYING";
 
     const current = await recordAttempt({
       id: randomUUID(),
-      requestId,
+      requestId: row.id,
       series,
       attempt,
       webhookId: messageId,
-      url: row.callbackUrl,
+      url: row.callbackUrl!,
       startedAt,
       durationMs,
       statusCode,
@@ -137,21 +139,66 @@ export function createDeliverCallback(deps: DeliverCallbackDeps) {
       responseBody: storableText(responseBody),
       delivered,
       callbackStatus: status,
-      nextAttemptAt: delay === undefined ? null : new Date(startedAt.getTime() + durationMs + delay),
+      nextAttemptAt: delayMs === undefined ? null : new Date(startedAt.getTime() + durationMs + delayMs),
     });
     metrics.callbackAttempts.inc({ outcome: delivered ? "delivered" : (errorClass ?? "unknown") });
     metrics.callbackDuration.observe(durationMs / 1000);
-    if (!current) return; // a redelivery started a newer series meanwhile
+    events.emit("attempt", row.id, status);
+    if (!current) return { status, delayMs, current }; // a redelivery started a newer series meanwhile
 
-    const log = { asyncRequestId: requestId, series, attempt, of: schedule.totalAttempts, statusCode, errorClass, durationMs };
+    const log = { asyncRequestId: row.id, series, attempt, of: schedule.totalAttempts, statusCode, errorClass, durationMs };
     if (delivered) {
       deps.logger.info(log, "callback delivered");
     } else if (status === "EXHAUSTED") {
       metrics.callbacksExhausted.inc();
       deps.logger.warn({ ...log, error: errorMessage }, "callback EXHAUSTED: every attempt failed");
     } else {
-      deps.logger.info({ ...log, error: errorMessage, retryInMs: delay }, "callback attempt failed");
-      throw new CallbackAttemptFailed(`attempt ${attempt} of ${schedule.totalAttempts} failed: ${errorClass}: ${errorMessage}`);
+      deps.logger.info({ ...log, error: errorMessage, retryInMs: delayMs }, "callback attempt failed");
     }
+    return { status, delayMs, current };
+  }
+
+  return {
+    /** Told after every recorded attempt (tests wait on it instead of sleeping). */
+    events,
+
+    /** A `callbacks` job: the next attempt of its series; a failure that may be retried is thrown. */
+    async processJob(job: Job<DeliverCallbackJob>): Promise<void> {
+      const { requestId, series, offset } = job.data;
+      const row = await statements.getById(requestId);
+      if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
+      const attempt = offset + job.attemptsMade + 1;
+      const outcome = await attemptOnce(row, attempt);
+      if (outcome.current && outcome.status === "RETRYING") {
+        throw new CallbackAttemptFailed(`attempt ${attempt} of ${schedule.totalAttempts} failed; next in ${outcome.delayMs} ms`);
+      }
+    },
+
+    /**
+     * The first attempt of a just-finished request's series, here and now, when a slot is free;
+     * false when none is (the caller enqueues it instead). A failure schedules the retries as a
+     * job, resuming the series after this attempt.
+     */
+    deliverNow(row: AsyncRequestRow): boolean {
+      if (inline.size >= deps.inlineSlots) return false;
+      const work = attemptOnce(row, 1)
+        .then(async (outcome) => {
+          if (!outcome.current || outcome.status !== "RETRYING") return;
+          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs: outcome.delayMs ?? 0 });
+        })
+        .catch((error: unknown) =>
+          deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
+        )
+        .finally(() => inline.delete(work));
+      inline.add(work);
+      return true;
+    },
+
+    /** Waits for the first attempts in flight (shutdown). */
+    drain: async () => {
+      await Promise.allSettled([...inline]);
+    },
   };
 }
+
+export type CallbackDelivery = ReturnType<typeof createCallbackDelivery>;

@@ -1,15 +1,19 @@
 import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
+import type { CallbackSchedule } from "../core/callback-schedule.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
-import { createDeliverCallback, type DeliverCallbackDeps } from "./deliver-callback.js";
+import type { CallbackDelivery } from "./deliver-callback.js";
 import { createRunAction, CancelledByClient, WorkerShutdown, type RunActionDeps } from "./run-action.js";
 import { createSweeper, type SweeperDeps } from "./sweeper.js";
 
 export type WorkerDeps = RunActionDeps &
-  DeliverCallbackDeps &
-  Omit<SweeperDeps, "intervalMs" | "graceMs"> & {
+  Omit<SweeperDeps, "intervalMs" | "graceMs" | "callbackGraceMs"> & {
+    delivery: CallbackDelivery;
+    schedule: CallbackSchedule;
+    /** Per attempt; the sweeper leaves a series alone for longer than this. */
+    timeoutMs: number;
     callbackConcurrency: number;
     events: PubSub;
     /** A connection BullMQ may block on; it duplicates it as needed. */
@@ -41,7 +45,7 @@ export async function startWorkers(deps: WorkerDeps) {
   );
   void worker.run().catch((error) => deps.logger.error({ err: error }, "jobs worker stopped"));
 
-  const callbackWorker = new Worker<DeliverCallbackJob>(QUEUE_NAMES.callbacks, createDeliverCallback(deps), {
+  const callbackWorker = new Worker<DeliverCallbackJob>(QUEUE_NAMES.callbacks, deps.delivery.processJob, {
     connection: deps.workerRedis,
     prefix: deps.prefix,
     concurrency: deps.callbackConcurrency,
@@ -55,7 +59,13 @@ export async function startWorkers(deps: WorkerDeps) {
   void callbackWorker.run().catch((error) => deps.logger.error({ err: error }, "callbacks worker stopped"));
   await Promise.all([worker.waitUntilReady(), callbackWorker.waitUntilReady()]);
 
-  const sweeper = createSweeper({ ...deps, intervalMs: deps.sweeperIntervalMs, graceMs: deps.sweeperGraceMs });
+  const sweeper = createSweeper({
+    ...deps,
+    intervalMs: deps.sweeperIntervalMs,
+    graceMs: deps.sweeperGraceMs,
+    // A first attempt made in process has no job while it runs: never sweep a series younger than an attempt can last.
+    callbackGraceMs: Math.max(deps.sweeperGraceMs, deps.timeoutMs + 1_000),
+  });
   sweeper.start();
 
   return {
@@ -79,6 +89,7 @@ export async function startWorkers(deps: WorkerDeps) {
         for (const controller of running.values()) controller.abort(new WorkerShutdown("worker shutting down"));
         await Promise.all([worker.close(true), callbackWorker.close(true)]);
       }
+      await deps.delivery.drain();
     },
   };
 }

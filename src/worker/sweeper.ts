@@ -21,6 +21,8 @@ export type SweeperDeps = {
   prefix: string;
   intervalMs: number;
   graceMs: number;
+  /** How old an in-flight callback series must be before it counts as lost. */
+  callbackGraceMs: number;
 };
 
 const PAGE = 200;
@@ -90,7 +92,7 @@ export function createSweeper(deps: SweeperDeps) {
       const last = rows.at(-1)!;
       after = { updatedAt: last.updatedAt, id: last.id };
     }
-    stats.callbacks = await sweepCallbacks(before);
+    stats.callbacks = await sweepCallbacks(new Date(clock.now().getTime() - deps.callbackGraceMs));
     // The counters move with every transition in the same statement, so they only drift through
     // a bug or a hand edit; this puts them back from the table either way.
     for (const fixed of await deps.statements.reconcileCounters()) {

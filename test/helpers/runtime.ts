@@ -172,8 +172,8 @@ export async function waitForStatus(
 }
 
 /**
- * Waits until the request's callback reaches one of `statuses`, woken by the callbacks
- * worker's own events (each attempt ends in 'completed' or 'failed'), never by timers.
+ * Waits until the request's callback reaches one of `statuses`, woken by the delivery's own
+ * event after each recorded attempt, never by timers.
  */
 export async function waitForCallback(
   rt: TestRuntime,
@@ -183,14 +183,13 @@ export async function waitForCallback(
   deadlineMs = 20_000,
 ): Promise<AsyncRequestJson & { callback: { status: string; attempts: number; lastStatusCode: number | null; lastError: string | null; nextAttemptAt: string | null; lastAttemptAt: string | null } }> {
   const wanted = Array.isArray(statuses) ? statuses : [statuses];
-  const worker = rt.workers?.callbackWorker;
-  if (!worker) throw new Error("this runtime has no worker role");
+  const delivery = rt.delivery;
+  if (!delivery) throw new Error("this runtime has no worker role");
   let wake: () => void = () => {};
-  const onEvent = (job: { data?: { requestId?: string } } | undefined) => {
-    if (job?.data?.requestId === id) wake();
+  const onAttempt = (requestId: string) => {
+    if (requestId === id) wake();
   };
-  worker.on("completed", onEvent);
-  worker.on("failed", onEvent);
+  delivery.events.on("attempt", onAttempt);
   const deadline = Date.now() + deadlineMs;
   try {
     for (;;) {
@@ -205,7 +204,6 @@ export async function waitForCallback(
       clearTimeout(timer);
     }
   } finally {
-    worker.off("completed", onEvent);
-    worker.off("failed", onEvent);
+    delivery.events.off("attempt", onAttempt);
   }
 }
