@@ -15,7 +15,7 @@ import { tokensRepository } from "./db/tokens.js";
 import { adminService } from "./services/admin.js";
 import { oauthService } from "./services/oauth.js";
 import { createQueues } from "./infra/queues.js";
-import { connectRedis, createRedis, pingWithin } from "./infra/redis.js";
+import { connectRedis, createRedis, pingWithin, warnAboutRedisSettings } from "./infra/redis.js";
 import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
@@ -81,6 +81,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     throw error;
   }
 
+  if (roles.worker) await warnAboutRedisSettings(redis, (message, details) => logger.warn(details, message));
   const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
   await events.start();
   const schedule = createCallbackSchedule(config.callbackRetryDelays);

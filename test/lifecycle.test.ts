@@ -169,6 +169,19 @@ describe("the callback schedule at millisecond scale", { timeout: 60_000 }, () =
     }
     const request = (await (await rt.request(`/api/v1/async/${id}`)).json()) as { asyncRequest: { callback: { nextAttemptAt: string | null } } };
     expect(request.asyncRequest.callback.nextAttemptAt).toBeNull();
+    expect(rt.logs.text).not.toContain("Redis hz is low");
+  });
+
+  it("warns at start-up when Redis's hz would make retries late", async () => {
+    const slow = await startPrivateRedis({ hz: 10 });
+    const worker = await startTestRuntime({ roles: { api: false, worker: true }, env: { REDIS_URL: slow.url } });
+    try {
+      expect(worker.logs.text).toContain("Redis hz is low");
+      expect(worker.logs.text).toContain('"lateByUpToMs":100');
+    } finally {
+      await worker.stop();
+      await slow.stop();
+    }
   });
 });
 

@@ -26,6 +26,17 @@ export function retryDelayFor(delays: readonly number[], attempt: number): numbe
   return delays[attempt - 1];
 }
 
+/** A failed attempt that names when the next one is due (epoch ms); the backoff strategy honours it. */
+export class RetryAt extends Error {
+  override name = "RetryAt";
+  constructor(
+    message: string,
+    readonly at: number,
+  ) {
+    super(message);
+  }
+}
+
 export type CallbackSchedule = ReturnType<typeof createCallbackSchedule>;
 
 export function createCallbackSchedule(delays: readonly number[]) {
@@ -37,9 +48,13 @@ export function createCallbackSchedule(delays: readonly number[]) {
     delayAfter: (attempt: number) => retryDelayFor(delays, attempt),
     /** Attempts left for a series job that resumes after `offset` attempts were made. */
     attemptsFrom: (offset: number) => Math.max(1, totalAttempts - offset),
-    /** BullMQ's custom backoff strategy: after failed attempt n of a series, wait delays[n - 1]. */
-    backoffStrategy(attemptsMade: number, type?: string, _error?: Error, job?: MinimalJob): number {
+    /**
+     * BullMQ's custom backoff strategy: after failed attempt n of a series, wait delays[n - 1],
+     * counted from the end of the attempt (the time spent recording it is not added on top).
+     */
+    backoffStrategy(attemptsMade: number, type?: string, error?: Error, job?: MinimalJob): number {
       if (type !== CALLBACK_BACKOFF) return 0;
+      if (error instanceof RetryAt) return Math.max(0, error.at - Date.now());
       const offset = (job?.data as DeliverCallbackJob | undefined)?.offset ?? 0;
       return delays[offset + attemptsMade - 1] ?? -1;
     },

@@ -52,3 +52,20 @@ export async function pingWithin(redis: Redis, timeoutMs: number): Promise<void>
     clearTimeout(timer);
   }
 }
+
+/**
+ * Warns about Redis settings that weaken a promise: `hz` below 50 lets a delayed job (a callback
+ * retry) start up to 1000/hz ms late, because that is how often Redis ends blocking waits. A
+ * Redis that refuses CONFIG (many managed ones) is not an error.
+ */
+export async function warnAboutRedisSettings(redis: Redis, warn: (message: string, details: object) => void): Promise<void> {
+  try {
+    const reply = (await redis.call("CONFIG", "GET", "hz")) as string[];
+    const hz = Number(reply[1]);
+    if (Number.isFinite(hz) && hz < 50) {
+      warn("Redis hz is low: callback retries may start up to 1000/hz ms late; set hz 100 (see README: Operating it)", { hz, lateByUpToMs: Math.round(1000 / hz) });
+    }
+  } catch {
+    // CONFIG is disabled or renamed: nothing to check.
+  }
+}

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { Webhook } from "standardwebhooks";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 import { createBatcher } from "../core/batcher.js";
-import type { CallbackSchedule } from "../core/callback-schedule.js";
+import { RetryAt, type CallbackSchedule } from "../core/callback-schedule.js";
 import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
@@ -30,10 +30,6 @@ export type DeliverCallbackDeps = {
   schedule: CallbackSchedule;
   timeoutMs: number;
 };
-
-export class CallbackAttemptFailed extends Error {
-  override name = "CallbackAttemptFailed";
-}
 
 /** What a receiver gets: the AsyncRequest as GET shows it, and the result under the action's key. */
 export function callbackBody(row: AsyncRequestRow, catalog: ActionCatalog): string {
@@ -75,7 +71,8 @@ function createAttemptRecorder(statements: LifecycleStatements) {
   };
 }
 
-export type AttemptOutcome = { status: CallbackStatus; delayMs: number | undefined; current: boolean };
+/** `retryAt`: when the next attempt is due, in this process's wall-clock ms (what BullMQ's delays use). */
+export type AttemptOutcome = { status: CallbackStatus; retryAt: number | undefined; current: boolean };
 
 /**
  * Callback delivery. Success is exactly HTTP 200; anything else is recorded and, while retries
@@ -120,10 +117,13 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       errorMessage = error.message;
     }
     const durationMs = Math.round(performance.now() - started);
+    const endedAt = Date.now();
     const delivered = statusCode === 200;
     const delayMs = delivered ? undefined : schedule.delayAfter(attempt);
     const status: CallbackStatus = delivered ? "DELIVERED" : delayMs === undefined ? "EXHAUSTED" : "RETRYING";
 
+    const nextAttemptAt = delayMs === undefined ? null : new Date(startedAt.getTime() + durationMs + delayMs);
+    const retryAt = delayMs === undefined ? undefined : endedAt + delayMs;
     const current = await recordAttempt({
       id: randomUUID(),
       requestId: row.id,
@@ -139,12 +139,12 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       responseBody: storableText(responseBody),
       delivered,
       callbackStatus: status,
-      nextAttemptAt: delayMs === undefined ? null : new Date(startedAt.getTime() + durationMs + delayMs),
+      nextAttemptAt,
     });
     metrics.callbackAttempts.inc({ outcome: delivered ? "delivered" : (errorClass ?? "unknown") });
     metrics.callbackDuration.observe(durationMs / 1000);
     events.emit("attempt", row.id, status);
-    if (!current) return { status, delayMs, current }; // a redelivery started a newer series meanwhile
+    if (!current) return { status, retryAt, current }; // a redelivery started a newer series meanwhile
 
     const log = { asyncRequestId: row.id, series, attempt, of: schedule.totalAttempts, statusCode, errorClass, durationMs };
     if (delivered) {
@@ -155,7 +155,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     } else {
       deps.logger.info({ ...log, error: errorMessage, retryInMs: delayMs }, "callback attempt failed");
     }
-    return { status, delayMs, current };
+    return { status, retryAt, current };
   }
 
   return {
@@ -170,7 +170,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       const attempt = offset + job.attemptsMade + 1;
       const outcome = await attemptOnce(row, attempt);
       if (outcome.current && outcome.status === "RETRYING") {
-        throw new CallbackAttemptFailed(`attempt ${attempt} of ${schedule.totalAttempts} failed; next in ${outcome.delayMs} ms`);
+        throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
       }
     },
 
@@ -184,7 +184,8 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       const work = attemptOnce(row, 1)
         .then(async (outcome) => {
           if (!outcome.current || outcome.status !== "RETRYING") return;
-          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs: outcome.delayMs ?? 0 });
+          const delayMs = Math.max(0, outcome.retryAt! - Date.now());
+          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs });
         })
         .catch((error: unknown) =>
           deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
