@@ -87,14 +87,32 @@ export function callbacksRepository(db: Db) {
         .orderBy(asc(asyncRequests.id))
         .limit(limit),
 
-    /** A tenant's EXHAUSTED callbacks whose last attempt was at or after `since`. */
-    exhaustedSince: async (tenantId: string, since: Date): Promise<string[]> =>
-      (
-        await db
-          .select({ id: asyncRequests.id })
-          .from(asyncRequests)
-          .where(and(eq(asyncRequests.tenantId, tenantId), eq(asyncRequests.callbackStatus, "EXHAUSTED"), gte(asyncRequests.callbackLastAttemptAt, since)))
-      ).map((row) => row.id),
+    /**
+     * Starts a new series for up to `limit` of a tenant's EXHAUSTED callbacks last tried at or
+     * after `since`, in one statement (rows being redelivered by someone else are skipped).
+     */
+    async startSeriesForExhausted(tenantId: string, since: Date, at: Date, limit: number): Promise<{ id: string; series: number }[]> {
+      const picked = db
+        .select({ id: asyncRequests.id })
+        .from(asyncRequests)
+        .where(and(eq(asyncRequests.tenantId, tenantId), eq(asyncRequests.callbackStatus, "EXHAUSTED"), gte(asyncRequests.callbackLastAttemptAt, since)))
+        .limit(limit)
+        .for("update", { skipLocked: true });
+      return db
+        .update(asyncRequests)
+        .set({
+          callbackStatus: "PENDING",
+          callbackSeries: sql`${asyncRequests.callbackSeries} + 1`,
+          callbackAttempts: 0,
+          callbackLastStatusCode: null,
+          callbackLastError: null,
+          callbackLastAttemptAt: null,
+          callbackNextAttemptAt: null,
+          callbackUpdatedAt: at,
+        })
+        .where(inArray(asyncRequests.id, picked))
+        .returning({ id: asyncRequests.id, series: asyncRequests.callbackSeries });
+    },
   };
 }
 

@@ -43,6 +43,15 @@ export function createQueues(connection: Redis, prefix: string, schedule: Callba
         { requestId, series, offset: resume.offset },
         { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(requestId, series), attempts: schedule.attemptsFrom(resume.offset), delay: resume.delayMs },
       ),
+    /** New series in one round trip (a bulk redelivery). */
+    enqueueCallbacks: (series: { id: string; series: number }[]) =>
+      callbacks.addBulk(
+        series.map(({ id, series: n }) => ({
+          name: "deliver",
+          data: { requestId: id, series: n, offset: 0 },
+          opts: { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(id, n), attempts: schedule.attemptsFrom(0) },
+        })),
+      ),
     close: () => Promise.all([jobs.close(), callbacks.close()]).then(() => undefined),
   };
 }

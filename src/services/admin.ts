@@ -30,6 +30,7 @@ type Deps = {
   pubsub: PubSub;
 };
 
+const REDELIVER_PAGE = 1_000;
 const TENANT_ID = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 export type TenantView = ReturnType<typeof tenantView>;
@@ -168,14 +169,15 @@ export function adminService(deps: Deps) {
     /** Starts a new attempt series for every EXHAUSTED callback of a tenant last tried at or after `since`. */
     async redeliverExhausted(tenantId: string, since: Date) {
       if (!(await tenants.get(tenantId))) throw notFound(`Tenant ${tenantId}`);
-      const ids = await deps.callbacks.exhaustedSince(tenantId, since);
       let redelivered = 0;
-      for (const id of ids) {
-        const row = await deps.callbacks.startSeries(tenantId, id, clock.now());
-        if (!row) continue; // redelivered by someone else meanwhile
-        // If the enqueue fails, the sweeper finds the PENDING series.
-        await deps.queues.enqueueCallback(id, row.callbackSeries).catch(() => {});
-        redelivered++;
+      // In pages: one statement starts a page of series, one addBulk enqueues them. If an enqueue
+      // fails, the sweeper finds the PENDING series.
+      for (;;) {
+        const started = await deps.callbacks.startSeriesForExhausted(tenantId, since, clock.now(), REDELIVER_PAGE);
+        if (started.length === 0) break;
+        redelivered += started.length;
+        await deps.queues.enqueueCallbacks(started).catch((error: unknown) => deps.logger.warn({ err: error }, "could not enqueue redeliveries; the sweeper will"));
+        if (started.length < REDELIVER_PAGE) break;
       }
       deps.logger.info({ tenantId, since, redelivered }, "exhausted callbacks redelivered");
       return { redelivered };
