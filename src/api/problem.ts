@@ -12,8 +12,10 @@ const TITLES: Record<ErrorCode, string> = {
   not_found: "Not found",
   method_not_allowed: "Method not allowed",
   conflict: "Conflict",
+  request_timeout: "Request timeout",
   payload_too_large: "Payload too large",
   unsupported_media_type: "Unsupported media type",
+  header_fields_too_large: "Request header fields too large",
   invalid: "Invalid request",
   idempotency_key_reused: "Idempotency-Key reused",
   limit_exceeded: "Limit exceeded",
@@ -32,6 +34,20 @@ export type Problem = {
   errors?: FieldError[];
 };
 
+/** The RFC 9457 body: the one shape of every error answer, whoever writes it. */
+export function problemBody(code: ErrorCode, detail: string, instance: string, requestId: string, errors?: FieldError[]): Problem {
+  return {
+    type: `https://ricochet.dev/problems/${code.replaceAll("_", "-")}`,
+    title: TITLES[code],
+    status: ERROR_STATUS[code],
+    detail,
+    instance,
+    code,
+    requestId,
+    ...(errors ? { errors } : {}),
+  };
+}
+
 /** Writes an RFC 9457 problem+json response. */
 export function problemResponse(
   c: Context,
@@ -39,22 +55,14 @@ export function problemResponse(
   detail: string,
   extra: { errors?: FieldError[]; headers?: Record<string, string> } = {},
 ): Response {
-  const status = ERROR_STATUS[code];
-  const body: Problem = {
-    type: `https://ricochet.dev/problems/${code.replaceAll("_", "-")}`,
-    title: TITLES[code],
-    status,
-    detail,
-    instance: c.req.path,
-    code,
-    requestId: c.get("requestId") ?? "",
-    ...(extra.errors ? { errors: extra.errors } : {}),
-  };
+  const body = problemBody(code, detail, c.req.path, c.get("requestId") ?? "", extra.errors);
   return new Response(JSON.stringify(body), {
-    status,
+    status: body.status,
     headers: {
       "content-type": "application/problem+json",
       "x-request-id": c.get("requestId") ?? "",
+      // The body was not read: the connection cannot carry another request, so say so and close it.
+      ...(code === "payload_too_large" ? { connection: "close" } : {}),
       ...extra.headers,
     },
   });

@@ -1,4 +1,4 @@
-import { serve } from "@hono/node-server";
+import { serveApp } from "../api/http-server.js";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { withLocalSecrets } from "../infra/local-secrets.js";
 import { redisAnswers, redisServerOnPath, startManagedRedis } from "../infra/managed-redis.js";
@@ -53,7 +53,7 @@ export async function runService(mode: string): Promise<void> {
   const app = runtime.app ?? (config.metricsPort !== undefined ? createOpsApp(runtime.services) : undefined);
   const port = runtime.app ? config.port : config.metricsPort;
   const server = app
-    ? serve({ fetch: app.fetch, port, hostname: config.host }, (info) =>
+    ? serveApp(app.fetch, { port, hostname: config.host }, (info) =>
         logger.info({ port: info.port, mode, database: runtime.database.kind }, runtime.app ? "ricochet is listening" : "ricochet worker serving /metrics"),
       )
     : undefined;
@@ -68,7 +68,7 @@ export async function runService(mode: string): Promise<void> {
       if (!server) return done();
       server.close(() => done());
       // Long-polls and event streams would hold the close open: end them after a short grace.
-      setTimeout(() => (server as import("node:http").Server).closeAllConnections?.(), 2_000).unref();
+      setTimeout(() => server.closeAllConnections(), 2_000).unref();
     });
     await runtime.close();
     await managedRedis?.stop();
