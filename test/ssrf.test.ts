@@ -35,13 +35,40 @@ const BLOCKED_URLS = [
   "http://0x7f.0x0.0x0.0x1/", // dotted hex
   "http://127.1/", // short form
   "http://3232235777/", // 192.168.1.1 in decimal
+  "http://[::127.0.0.1]/", // IPv4-compatible loopback (the URL parser writes it ::7f00:1)
+  "http://[::7f00:1]/",
+  "http://[::a9fe:a9fe]/", // IPv4-compatible metadata
+  "http://[::8.8.8.8]/", // IPv4-compatible, even of a public address
+  "http://[::1:0:0:1]/", // reserved (outside 2000::/3)
+  "http://[64:ff9b::7f00:1]/", // NAT64 of 127.0.0.1
+  "http://[64:ff9b::a9fe:a9fe]/", // NAT64 of the metadata address
+  "http://[2002:7f00:1::1]/", // 6to4 of 127.0.0.1
+  "http://[2002:a9fe:a9fe::1]/", // 6to4 of the metadata address
+  "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/", // Teredo of 127.0.0.1 (obfuscated)
+  "http://[2001:db8::1]/", // documentation
+  "http://[::ffff:10.0.0.1]/", // IPv4-mapped private
 ];
+
+/** Refused at submit and at delivery alike, but not for their address: their shape. */
+const BAD_SHAPE_URLS = ["http://localhost:0/", "http://example.com:0/hook", "http://93.184.216.34:0/"];
 
 describe("callback URL shape, checked at submit", () => {
   const policy = createAddressPolicy([]);
 
   it.each(BLOCKED_URLS)("refuses %s", (url) => {
-    expect(checkOutboundUrl(url, policy)).toMatch(/must not point at .*, a \w+ address/);
+    expect(checkOutboundUrl(url, policy)).toMatch(/must not point at .*, an? [\w-]+ address/);
+  });
+
+  it.each(BAD_SHAPE_URLS)("refuses %s (port 0)", (url) => {
+    expect(checkOutboundUrl(url, policy)).toMatch(/port 0/);
+  });
+
+  it("lets through what carries an allow-listed IPv4 address, and public IPv4-mapped addresses", () => {
+    const allowing = createAddressPolicy(["127.0.0.1/32"]);
+    expect(checkOutboundUrl("http://[::ffff:127.0.0.1]/", allowing)).toBeUndefined();
+    expect(checkOutboundUrl("http://[64:ff9b::7f00:1]/", allowing)).toBeUndefined();
+    expect(checkOutboundUrl("http://[::ffff:8.8.8.8]/", policy)).toBeUndefined();
+    expect(checkOutboundUrl("http://[2606:4700::1111]/", policy)).toBeUndefined(); // global unicast
   });
 
   it("refuses other schemes, credentials and junk", () => {
@@ -120,6 +147,11 @@ describe("addresses checked at each attempt, on the address actually connected t
     const error = await send(client(), url);
     expect(error).toBeInstanceOf(OutboundError);
     expect(error?.errorClass).toBe("blocked_address");
+  });
+
+  it.each(BAD_SHAPE_URLS)("refuses %s before connecting", async (url) => {
+    const error = await send(client(), url);
+    expect(error).toMatchObject({ errorClass: "invalid_url", message: expect.stringContaining("port 0") });
   });
 
   it("refuses a host name that resolves to 127.0.0.1, through DNS or /etc/hosts", async () => {

@@ -106,6 +106,7 @@ export function createOutboundClient(options: { policy: AddressPolicy; dnsServer
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") throw new OutboundError("invalid_url", "only http and https are allowed");
     if (url.username || url.password) throw new OutboundError("invalid_url", "credentials in the URL are not allowed");
+    if (url.port === "0") throw new OutboundError("invalid_url", "port 0 cannot be connected to");
     if (policy.isIpLiteral(url.hostname)) {
       const refusal = policy.refusal(url.hostname);
       if (refusal) throw new OutboundError("blocked_address", `${url.hostname} is ${refusal}, which outbound calls may not reach`);
