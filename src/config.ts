@@ -99,6 +99,8 @@ const envSchema = z.object({
     .default(parseRetryDelays(DEFAULT_CALLBACK_RETRY_DELAYS)),
   CALLBACK_TIMEOUT: duration.default(15_000),
   CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** Of those, at most this many to one receiver (origin): a hanging receiver holds only its own. */
+  CALLBACK_ORIGIN_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
   /** CIDRs or host names that outbound calls may reach although private (e.g. 10.0.0.0/8,hooks.internal). */
   OUTBOUND_ALLOW: list
     .refine((entries) => entries.every(isNetworkOrHost), "each entry must be a CIDR (10.0.0.0/8), an IP address or a host name")
@@ -152,6 +154,7 @@ export type Config = {
   callbackRetryDelays: number[];
   callbackTimeoutMs: number;
   callbackConcurrency: number;
+  callbackOriginConcurrency: number;
   outboundAllow: string[];
   outboundDnsServers: string[];
   httpActionUpstreams: string[];
@@ -213,6 +216,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     callbackRetryDelays: e.CALLBACK_RETRY_DELAYS,
     callbackTimeoutMs: e.CALLBACK_TIMEOUT,
     callbackConcurrency: e.CALLBACK_CONCURRENCY,
+    callbackOriginConcurrency: Math.min(e.CALLBACK_ORIGIN_CONCURRENCY, e.CALLBACK_CONCURRENCY),
     outboundAllow: e.OUTBOUND_ALLOW,
     outboundDnsServers: e.OUTBOUND_DNS_SERVERS,
     httpActionUpstreams: e.HTTP_ACTION_UPSTREAMS,

@@ -26,6 +26,7 @@ import { createSigningSecretCache } from "./auth/signing-secrets.js";
 import { lifecycleStatements } from "./db/lifecycle.js";
 import { startWorkers, type Workers } from "./worker/index.js";
 import { createCallbackDelivery, type CallbackDelivery } from "./worker/deliver-callback.js";
+import { createDeliverySlots } from "./worker/delivery-slots.js";
 import { VERSION } from "./version.js";
 
 export type Roles = { api: boolean; worker: boolean };
@@ -142,7 +143,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         schedule,
         timeoutMs: config.callbackTimeoutMs,
         queues,
-        inlineSlots: config.callbackConcurrency,
+        slots: createDeliverySlots({ total: config.callbackConcurrency, perOrigin: config.callbackOriginConcurrency }),
+        originBacklog: config.callbackOriginConcurrency * 2,
+        originBackoffMs: Math.min(1_000, config.callbackTimeoutMs),
       })
     : undefined;
   const lifecycle = createLifecycle({

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import type { Job } from "bullmq";
+import { DelayedError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { Webhook } from "standardwebhooks";
 import type { ActionCatalog } from "../core/actions/catalog.js";
@@ -10,6 +10,7 @@ import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
+import { originOf, type DeliverySlots } from "./delivery-slots.js";
 import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
@@ -29,6 +30,10 @@ export type DeliverCallbackDeps = {
   metrics: Metrics;
   schedule: CallbackSchedule;
   timeoutMs: number;
+  /** Attempts to one origin that may wait here for a slot before more go back to the queue. */
+  originBacklog: number;
+  /** How long a job sent back for its origin's backlog waits before it is fetched again. */
+  originBackoffMs: number;
 };
 
 /** What a receiver gets: the AsyncRequest as GET shows it, and the result under the action's key. */
@@ -82,8 +87,8 @@ export type AttemptOutcome = { status: CallbackStatus; retryAt: number | undefin
  * the `callbacks` queue (`processJob`). An attempt lost to a crash is found by the sweeper: its
  * series stays PENDING or RETRYING with no job.
  */
-export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; inlineSlots: number }) {
-  const { statements, clock, metrics, schedule } = deps;
+export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; slots: DeliverySlots }) {
+  const { statements, clock, metrics, schedule, slots } = deps;
   const recordAttempt = createAttemptRecorder(statements);
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
   const inline = new Set<Promise<void>>();
@@ -162,13 +167,29 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     /** Told after every recorded attempt (tests wait on it instead of sleeping). */
     events,
 
-    /** A `callbacks` job: the next attempt of its series; a failure that may be retried is thrown. */
-    async processJob(job: Job<DeliverCallbackJob>): Promise<void> {
+    /**
+     * A `callbacks` job: the next attempt of its series; a failure that may be retried is thrown.
+     * It waits for a slot of its origin, in turn with other origins; when its origin already has
+     * a backlog here, it goes back to the queue for a while without using an attempt, so one
+     * slow receiver cannot fill this worker with its jobs.
+     */
+    async processJob(job: Job<DeliverCallbackJob>, token?: string): Promise<void> {
       const { requestId, series, offset } = job.data;
       const row = await statements.getById(requestId);
       if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
+      const origin = originOf(row.callbackUrl);
+      if (slots.waitingFor(origin) >= deps.originBacklog) {
+        await job.moveToDelayed(Date.now() + deps.originBackoffMs, token);
+        throw new DelayedError();
+      }
       const attempt = offset + job.attemptsMade + 1;
-      const outcome = await attemptOnce(row, attempt);
+      const release = await slots.acquire(origin);
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await attemptOnce(row, attempt);
+      } finally {
+        release();
+      }
       if (outcome.current && outcome.status === "RETRYING") {
         throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
       }
@@ -180,8 +201,10 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
      * job, resuming the series after this attempt.
      */
     deliverNow(row: AsyncRequestRow): boolean {
-      if (inline.size >= deps.inlineSlots) return false;
+      const release = slots.tryAcquire(originOf(row.callbackUrl!));
+      if (!release) return false;
       const work = attemptOnce(row, 1)
+        .finally(release)
         .then(async (outcome) => {
           if (!outcome.current || outcome.status !== "RETRYING") return;
           const delayMs = Math.max(0, outcome.retryAt! - Date.now());

@@ -48,7 +48,9 @@ export async function startWorkers(deps: WorkerDeps) {
   const callbackWorker = new Worker<DeliverCallbackJob>(QUEUE_NAMES.callbacks, deps.delivery.processJob, {
     connection: deps.workerRedis,
     prefix: deps.prefix,
-    concurrency: deps.callbackConcurrency,
+    // More jobs than slots: jobs for busy receivers wait in process for their origin's turn while
+    // jobs for other receivers take the free slots (src/worker/delivery-slots.ts).
+    concurrency: deps.callbackConcurrency * 4,
     lockDuration: Math.max(deps.lockDurationMs, deps.timeoutMs * 2),
     stalledInterval: Math.max(500, Math.floor(Math.max(deps.lockDurationMs, deps.timeoutMs * 2) / 2)),
     maxStalledCount: 3,

@@ -1,0 +1,104 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDeliverySlots } from "../src/worker/delivery-slots.js";
+import { startReceiver, type Receiver } from "./helpers/receiver.js";
+import { jsonBody, startTestRuntime, type TestRuntime } from "./helpers/runtime.js";
+
+describe("delivery slots", () => {
+  it("cap each origin and hand freed slots to the next origin in turn", async () => {
+    const slots = createDeliverySlots({ total: 3, perOrigin: 2 });
+    const a1 = slots.tryAcquire("a")!;
+    const a2 = slots.tryAcquire("a")!;
+    expect(slots.tryAcquire("a")).toBeUndefined(); // a's cap
+    const b1 = slots.tryAcquire("b")!;
+    expect(slots.tryAcquire("c")).toBeUndefined(); // all 3 taken
+    const order: string[] = [];
+    const waits = ["a", "a", "b", "c"].map((origin) => slots.acquire(origin).then((release) => (order.push(origin), release)));
+    a1(); // frees one of a's: the first waiter in turn is a (it waited first), then b, then c
+    b1();
+    a2();
+    // The second "a" waiter is served last although it queued before "b" and "c".
+    const released = await Promise.all([waits[0]!, waits[2]!, waits[3]!]);
+    expect(order).toEqual(["a", "b", "c"]);
+    for (const release of released) release();
+    await waits[1];
+    expect(order).toEqual(["a", "b", "c", "a"]);
+    expect(slots.stats()).toEqual({ inFlight: 1, origins: 1, waiting: 0 });
+  });
+});
+
+/** A receiver that never answers, counting the connections it holds. */
+async function startHangingReceiver() {
+  let open = 0;
+  let peak = 0;
+  let firstEndedAt: number | undefined;
+  const server: Server = createServer((req, res) => {
+    open++;
+    peak = Math.max(peak, open);
+    req.resume();
+    res.on("close", () => {
+      open--;
+      firstEndedAt ??= performance.now();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/hang`,
+    get peak() {
+      return peak;
+    },
+    get open() {
+      return open;
+    },
+    get firstEndedAt() {
+      return firstEndedAt;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe("a hanging receiver does not hold up other receivers' callbacks", () => {
+  let rt: TestRuntime;
+  let hanging: Awaited<ReturnType<typeof startHangingReceiver>>;
+  let healthy: Receiver;
+  beforeAll(async () => {
+    hanging = await startHangingReceiver();
+    healthy = await startReceiver();
+    rt = await startTestRuntime({
+      env: {
+        OUTBOUND_ALLOW: "127.0.0.1/32",
+        WORKER_CONCURRENCY: "50",
+        CALLBACK_CONCURRENCY: "12",
+        CALLBACK_ORIGIN_CONCURRENCY: "3",
+        CALLBACK_TIMEOUT: "4s",
+        CALLBACK_RETRY_DELAYS: "1h",
+      },
+    });
+  });
+  afterAll(async () => {
+    await rt.stop();
+    await hanging.close();
+    await healthy.close();
+  });
+
+  it("holds at most its origin's share of the slots; the healthy receiver gets every callback meanwhile", async () => {
+    const post = (callbackUrl: string) => rt.request("/api/v1/async", jsonBody({ action: "echo", input: {}, callbackUrl })).then((r) => expect(r.status).toBe(202));
+    await Promise.all(Array.from({ length: 60 }, () => post(hanging.url)));
+    // Wait until the hanging receiver holds what it may (its queued callbacks are all fetched by now or soon).
+    while (hanging.open < 3) await new Promise((resolve) => setImmediate(resolve));
+    const started = performance.now();
+    await Promise.all(Array.from({ length: 30 }, () => post(healthy.url("/ok"))));
+    await healthy.waitFor("/ok", 30, 10_000);
+    const doneAt = performance.now();
+    // Every healthy callback arrived while the hanging ones still hung: none had to wait for a
+    // timeout to free a slot (with first come, first served, all 12 slots would be hanging).
+    expect(hanging.firstEndedAt === undefined || hanging.firstEndedAt > doneAt).toBe(true);
+    expect(doneAt - started).toBeLessThan(4_000);
+    expect(hanging.peak).toBeLessThanOrEqual(3);
+  });
+});
