@@ -110,29 +110,34 @@ describe("counters and callbacks without the sweeper's help", () => {
 
 describe("first attempts when every in-process slot is taken", () => {
   it("go through the callbacks queue instead, and are delivered", async () => {
-    const receiver = await startReceiver();
+    const slowReceiver = await startReceiver();
+    const receiver = await startReceiver(); // another origin: the busy one's cap does not apply
     const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_CONCURRENCY: "1", CALLBACK_TIMEOUT: "3s" } });
+    let release: () => void = () => {};
     try {
-      let release: () => void = () => {};
       const held = new Promise<void>((resolve) => (release = resolve));
-      receiver.on("/slow", (_req, res) => void held.then(() => res.writeHead(200).end("late")));
-      const slow = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/slow") });
-      await receiver.waitFor("/slow", 1); // the one in-process slot is now busy
+      slowReceiver.on("/slow", (_req, res) => void held.then(() => res.writeHead(200).end("late")));
+      const slow = await submit(rt, { action: "echo", input: {}, callbackUrl: slowReceiver.url("/slow") });
+      await slowReceiver.waitFor("/slow", 1); // the one in-process slot is now busy
       const fast = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
-      await receiver.waitFor("/fast", 1);
-      await waitForCallback(rt, rt, fast.id, "DELIVERED");
       const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
       try {
+        // Queued, since no slot was free; delivered once one is.
+        expect(await (await queue.getJob(`${fast.id}.1`))?.getState()).toMatch(/waiting|active|completed/);
+        release();
+        await receiver.waitFor("/fast", 1);
+        await waitForCallback(rt, rt, fast.id, "DELIVERED");
         expect(await (await queue.getJob(`${fast.id}.1`))?.getState()).toBe("completed");
         expect(await queue.getJob(`${slow.id}.1`)).toBeUndefined();
       } finally {
         await queue.close();
       }
-      release();
       await waitForCallback(rt, rt, slow.id, "DELIVERED");
     } finally {
+      release();
       await rt.stop();
       await receiver.close();
+      await slowReceiver.close();
     }
   });
 });
