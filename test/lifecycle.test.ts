@@ -120,6 +120,7 @@ describe("first attempts when every in-process slot is taken", () => {
       const slow = await submit(rt, { action: "echo", input: {}, callbackUrl: slowReceiver.url("/slow") });
       await slowReceiver.waitFor("/slow", 1); // the one in-process slot is now busy
       const fast = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
+      await waitForStatus(rt, fast.id, "COMPLETED");
       const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
       try {
         // Queued, since no slot was free; delivered once one is.

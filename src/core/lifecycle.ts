@@ -150,7 +150,6 @@ export function createLifecycle(deps: LifecycleDeps) {
     const row = await statements.finish(id, status, clock.now(), fields);
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });
-    void events.publishStatus({ id, status });
     // The callback's first attempt: made here at once when this process delivers callbacks and
     // has a free slot, else enqueued as part of finishing.
     if (row.callbackStatus === "PENDING" && !deps.deliverNow?.(row)) {
@@ -159,6 +158,8 @@ export function createLifecycle(deps: LifecycleDeps) {
         logger.warn({ err: error, asyncRequestId: id }, "could not enqueue the callback; the sweeper will"),
       );
     }
+    // Announced once the callback is on its way, so whoever sees the final status can rely on it.
+    void events.publishStatus({ id, status });
     return row;
   }
 
