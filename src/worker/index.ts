@@ -51,8 +51,10 @@ export async function startWorkers(deps: WorkerDeps) {
     // More jobs than slots: jobs for busy receivers wait in process for their origin's turn while
     // jobs for other receivers take the free slots (src/worker/delivery-slots.ts).
     concurrency: deps.callbackConcurrency * 4,
-    lockDuration: Math.max(deps.lockDurationMs, deps.timeoutMs * 2),
-    stalledInterval: Math.max(500, Math.floor(Math.max(deps.lockDurationMs, deps.timeoutMs * 2) / 2)),
+    // BullMQ renews an active job's lock every lockDuration / 2, so an attempt may outlast it;
+    // a crashed worker's attempt is taken over within about lockDuration + stalledInterval.
+    lockDuration: deps.lockDurationMs,
+    stalledInterval: Math.max(500, Math.floor(deps.lockDurationMs / 2)),
     maxStalledCount: 3,
     autorun: false,
     settings: { backoffStrategy: deps.schedule.backoffStrategy },
