@@ -157,6 +157,10 @@ describe("ricochet CLI on the database", { timeout: 120_000 }, () => {
     const listed = await runCli(["tenants", "list"], env);
     expect(listed.stdout).toMatch(/initech\tInitech\tmaxConcurrent=4/);
     expect((await runCli(["tenants", "set-limits", "initech", "--max-queued", "7"], env)).stdout).toContain("max queued 7");
+    // "default" resets a limit, as the README says.
+    const reset = await runCli(["tenants", "set-limits", "initech", "--max-concurrent", "default"], env);
+    expect(reset.stderr).toBe("");
+    expect(reset.stdout).toContain("tenant initech: max concurrent 10, max queued 7");
     expect((await runCli(["clients", "list", "--tenant", "initech"], env)).stdout).toContain(`${client.clientId}\tinitech\treports\tread write\tactive`);
     const rotation = await runCli(["clients", "rotate-secret", client.clientId, "--overlap", "1h"], env);
     expect(rotation.stdout).toMatch(/webhook secret: whsec_/);

@@ -74,6 +74,56 @@ describe("API and worker in separate processes", { timeout: 90_000 }, () => {
 });
 
 describe("zero-config start", { timeout: 120_000 }, () => {
+  it("one process per data directory: a second start and `ricochet migrate` refuse, naming the holder; set-limits default works through the server; a managed Redis on [::1]", async () => {
+    const [redisPort, port, otherPort] = [await freePort(), await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), "ricochet-lock-"));
+    const env = { REDIS_URL: `redis://[::1]:${redisPort}`, DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "" };
+    const first = spawnRicochet("start", env);
+    try {
+      await first.waitForOutput("ricochet is listening");
+      expect(await redisAnswers(`redis://[::1]:${redisPort}`, 500)).toBe(true);
+
+      const second = spawnRicochet("start", { ...env, PORT: String(otherPort) });
+      expect((await second.exited).code).toBe(1);
+      expect(second.output()).toContain(`is in use by process ${first.child.pid}`);
+      const migrate = await runCli(["migrate"], { DATA_DIR: dataDir, DATABASE_URL: "" });
+      expect(migrate.code).toBe(1);
+      expect(migrate.stderr).toContain(`is in use by process ${first.child.pid}`);
+
+      const cliEnv = { DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", RICOCHET_URL: "" };
+      expect((await runCli(["tenants", "create", "acme", "--max-queued", "5"], cliEnv)).stdout).toContain("max queued 5");
+      const reset = await runCli(["tenants", "set-limits", "acme", "--max-queued", "default"], cliEnv);
+      expect(reset.stderr).toBe("");
+      expect(reset.stdout).toContain("max queued 10000");
+      expect((await first.kill("SIGTERM")).code).toBe(0);
+      expect(existsSync(join(dataDir, "ricochet.lock"))).toBe(false);
+    } finally {
+      await first.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("leaves no private redis-server behind when start-up fails after starting it", async () => {
+    const [redisPort, port] = [await freePort(), await freePort()];
+    const dataDir = mkdtempSync(join(tmpdir(), "ricochet-fail-"));
+    // The database named does not exist: start-up fails after the private Redis started.
+    const proc = spawnRicochet("start", {
+      REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+      DATA_DIR: dataDir,
+      PORT: String(port),
+      DATABASE_URL: "postgres://postgres@127.0.0.1:5432/ricochet_no_such_database",
+      SECRETS_KEY: Buffer.alloc(32, 5).toString("base64"),
+    });
+    try {
+      expect((await proc.exited).code).not.toBe(0);
+      expect(proc.output()).toContain("starting a private redis-server");
+      expect(await redisAnswers(`redis://127.0.0.1:${redisPort}`, 500)).toBe(false);
+    } finally {
+      await proc.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it("starts a private redis-server when none answers, serves, and stops it on SIGTERM", async () => {
     const [redisPort, port] = [await freePort(), await freePort()];
     const dataDir = mkdtempSync(join(tmpdir(), "ricochet-start-"));

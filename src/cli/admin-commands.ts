@@ -22,12 +22,17 @@ function print(options: GlobalOptions, value: unknown, human: () => string) {
   console.log(options.json ? JSON.stringify(value, null, 2) : human());
 }
 
-const positiveInt = (name: string) => (text: string) => {
-  if (text === "default") return null;
+/**
+ * A limit: a positive integer, or "default" (back to the configured default). The parser keeps
+ * "default" as it is (commander turns a parser's null into ""), and `limitValue` maps it to null.
+ */
+const positiveInt = (name: string) => (text: string): number | "default" => {
+  if (text === "default") return "default";
   const value = Number(text);
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer or "default"`);
   return value;
 };
+const limitValue = (value: number | "default" | undefined) => (value === "default" ? null : value);
 
 export function addAdminCommands(program: Command) {
   const run = (work: (ops: AdminOps, options: GlobalOptions) => Promise<void>) => async () => {
@@ -48,9 +53,9 @@ export function addAdminCommands(program: Command) {
     .option("--name <name>", "display name")
     .option("--max-concurrent <n>", "RUNNING requests at once", positiveInt("--max-concurrent"))
     .option("--max-queued <n>", "QUEUED requests at most", positiveInt("--max-queued"))
-    .action((id: string, o: { name?: string; maxConcurrent?: number; maxQueued?: number }) =>
+    .action((id: string, o: { name?: string; maxConcurrent?: number | "default"; maxQueued?: number | "default" }) =>
       run(async (ops, options) => {
-        const tenant = await ops.createTenant({ id, name: o.name, maxConcurrent: o.maxConcurrent ?? undefined, maxQueued: o.maxQueued ?? undefined });
+        const tenant = await ops.createTenant({ id, name: o.name, maxConcurrent: limitValue(o.maxConcurrent) ?? undefined, maxQueued: limitValue(o.maxQueued) ?? undefined });
         print(options, tenant, () => `tenant ${tenant.id} created (max concurrent ${tenant.limits.maxConcurrent}, max queued ${tenant.limits.maxQueued})`);
       })(),
     );
@@ -68,9 +73,9 @@ export function addAdminCommands(program: Command) {
     .description('Override a tenant\'s limits ("default" goes back to the configured default)')
     .option("--max-concurrent <n>", "RUNNING requests at once", positiveInt("--max-concurrent"))
     .option("--max-queued <n>", "QUEUED requests at most", positiveInt("--max-queued"))
-    .action((id: string, o: { maxConcurrent?: number | null; maxQueued?: number | null }) =>
+    .action((id: string, o: { maxConcurrent?: number | "default"; maxQueued?: number | "default" }) =>
       run(async (ops, options) => {
-        const tenant = await ops.setLimits(id, { maxConcurrent: o.maxConcurrent, maxQueued: o.maxQueued });
+        const tenant = await ops.setLimits(id, { maxConcurrent: limitValue(o.maxConcurrent), maxQueued: limitValue(o.maxQueued) });
         print(options, tenant, () => `tenant ${tenant.id}: max concurrent ${tenant.limits.maxConcurrent}, max queued ${tenant.limits.maxQueued}`);
       })(),
     );

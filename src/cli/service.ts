@@ -39,7 +39,7 @@ export async function runService(mode: string): Promise<void> {
 
   let managedRedis: { stop(): Promise<void> } | undefined;
   if (!(await redisAnswers(config.redisUrl))) {
-    const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(new URL(config.redisUrl).hostname);
+    const loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].includes(new URL(config.redisUrl).hostname);
     const mayManage = mode === "start" && loopback && config.managedRedis === "auto" && redisServerOnPath();
     if (!mayManage) {
       console.error(`Redis is not reachable at ${config.redisUrl}.\n${REDIS_HELP}`);
@@ -49,7 +49,14 @@ export async function runService(mode: string): Promise<void> {
     managedRedis = await startManagedRedis(config.redisUrl, config.dataDir);
   }
 
-  const runtime = await createRuntime(config, { logger, roles });
+  let runtime: Awaited<ReturnType<typeof createRuntime>>;
+  try {
+    runtime = await createRuntime(config, { logger, roles });
+  } catch (error) {
+    // Nothing started is left behind: the private Redis goes with a failed start-up.
+    await managedRedis?.stop();
+    throw error;
+  }
   const app = runtime.app ?? (config.metricsPort !== undefined ? createOpsApp(runtime.services) : undefined);
   const port = runtime.app ? config.port : config.metricsPort;
   const server = app

@@ -28,7 +28,9 @@ export function redisServerOnPath(): boolean {
  * retries start within ~10 ms of their time. It dies with us.
  */
 export async function startManagedRedis(url: string, dataDir: string): Promise<{ stop(): Promise<void> }> {
-  const { hostname, port } = new URL(url);
+  const { hostname: urlHost, port } = new URL(url);
+  // The URL writes an IPv6 address in brackets; redis-server's --bind takes it bare.
+  const hostname = urlHost.replace(/^\[|\]$/g, "");
   const dir = resolve(dataDir, "redis");
   mkdirSync(dir, { recursive: true });
   const child: ChildProcess = spawn(
@@ -37,10 +39,15 @@ export async function startManagedRedis(url: string, dataDir: string): Promise<{
     { stdio: "ignore" },
   );
   const exited = new Promise<void>((done) => child.once("exit", () => done()));
+  // Whatever way this process ends (a failed start-up, an uncaught error, process.exit), the
+  // private Redis ends with it. Only SIGKILL cannot be caught; the next start takes over its port.
+  const stopOnExit = () => child.kill("SIGTERM");
+  process.once("exit", stopOnExit);
   for (let waited = 0; waited < 10_000; waited += 100) {
     if (await redisAnswers(url, 500)) {
       return {
         async stop() {
+          process.off("exit", stopOnExit);
           child.kill("SIGTERM");
           await exited;
         },
@@ -49,6 +56,7 @@ export async function startManagedRedis(url: string, dataDir: string): Promise<{
     if (child.exitCode !== null) break;
     await new Promise((done) => setTimeout(done, 100));
   }
+  process.off("exit", stopOnExit);
   child.kill("SIGKILL");
   throw new Error(`redis-server did not start on ${url}`);
 }
