@@ -105,6 +105,14 @@ describe("API errors are RFC 9457 problem+json", () => {
     expect(mine.headers.get("x-request-id")).toBe("trace-abc-123");
     const generated = await rt.request("/api/v1/actions");
     expect(generated.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    // Trace ids with dots, colons and AWS's Root=…;Parent=… are kept as they are.
+    for (const traceId of ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "svc.api:7f3a.11", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"]) {
+      const kept = await rt.request("/healthz", { headers: { "x-request-id": traceId } });
+      expect(kept.headers.get("x-request-id")).toBe(traceId);
+    }
+    // What could break a header or a log line is replaced.
+    const replaced = await rt.request("/healthz", { headers: { "x-request-id": 'has "quotes" and spaces' } });
+    expect(replaced.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it("lists the actions with their input JSON Schema", async () => {

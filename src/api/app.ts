@@ -1,11 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { requestId } from "hono/request-id";
 import { safeEqual } from "../auth/credentials.js";
 import { AppError, zodFieldErrors } from "../shared/errors.js";
 import type { ApiServices, AppEnv } from "./env.js";
 import { errorToResponse, problemResponse } from "./problem.js";
+import { requestIds } from "./request-id.js";
 import { registerActionRoutes } from "./routes/actions.js";
 import { registerAdminRoutes } from "./routes/admin.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
@@ -31,7 +31,7 @@ export function createApp(services: ApiServices, options: AppOptions) {
     },
   });
 
-  app.use("*", requestId({ headerName: "X-Request-Id" }));
+  app.use("*", requestIds());
   app.use("*", async (c, next) => {
     c.set("services", services);
     const started = performance.now();
@@ -124,7 +124,7 @@ export type App = ReturnType<typeof createApp>;
 /** What a worker-only process serves when METRICS_PORT is set: health, readiness and metrics. */
 export function createOpsApp(services: ApiServices) {
   const app = new OpenAPIHono<AppEnv>();
-  app.use("*", requestId({ headerName: "X-Request-Id" }));
+  app.use("*", requestIds());
   app.use("*", async (c, next) => {
     c.set("services", services);
     await next();
