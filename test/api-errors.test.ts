@@ -76,7 +76,7 @@ describe("API errors are RFC 9457 problem+json", () => {
   });
 
   it("422 for bad list parameters", async () => {
-    for (const query of ["status=DONE", "callbackStatus=LOST", "limit=0", "limit=1001", "limit=abc", "from=yesterday", "cursor=bogus", "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"]) {
+    for (const query of ["status=DONE", "callbackStatus=LOST", "limit=0", "limit=1001", "limit=abc", "from=yesterday", "from=2026-13-01", "to=2026-11-29T25:00", "cursor=bogus", "from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z"]) {
       await expectProblem(await rt.request(`/api/v1/async?${query}`), 422, "invalid");
     }
     await expectProblem(await rt.request(`/api/v1/async/${crypto.randomUUID()}?wait=31`), 422, "invalid");

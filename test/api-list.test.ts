@@ -31,6 +31,13 @@ describe("GET /api/v1/async", () => {
     expect(ids(await page(`from=${start}&status=QUEUED&status=CANCELLED&action=analyse`))).toEqual([analyse.id]);
     expect(ids(await page(`from=${start}&to=${analyse.dateCreated}`))).not.toContain(analyse.id);
     expect(ids(await page(`from=${analyse.dateCreated}&action=analyse`))).toEqual([analyse.id]);
+    // A date is the start of that day in UTC; a date-time without an offset is UTC.
+    const today = start.slice(0, 10);
+    const tomorrow = new Date(Date.parse(`${today}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    expect(ids(await page(`from=${today}&to=${tomorrow}&action=analyse`))).toEqual([analyse.id]);
+    expect(ids(await page(`to=${today}&action=analyse`))).toEqual([]);
+    expect(ids(await page(`from=${analyse.dateCreated.replace("Z", "")}&action=analyse`))).toEqual([analyse.id]);
+    expect(ids(await page(`from=${encodeURIComponent(analyse.dateCreated.replace("Z", "+00:00"))}&action=analyse`))).toEqual([analyse.id]);
   });
 
   it("pages through every row exactly once with the cursor while new rows arrive", async () => {

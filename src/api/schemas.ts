@@ -96,6 +96,23 @@ export const IdParamSchema = z.object({
     .openapi({ param: { name: "id", in: "path" }, example: "0193a1b2-1c2d-7e8f-9a0b-1c2d3e4f5a6b" }),
 });
 
+/**
+ * A point in time for list filters: `2026-11-29` (the start of that day, UTC), a date-time with
+ * an offset, or one without (read as UTC). Normalised to an ISO string in UTC.
+ */
+const instant = z
+  .string()
+  .max(40)
+  .transform((text, ctx) => {
+    const utc = /^\d{4}-\d{2}-\d{2}$/.test(text) ? `${text}T00:00:00Z` : /T[\d:.]+$/.test(text) ? `${text}Z` : text;
+    const date = z.iso.datetime({ offset: true }).safeParse(utc).success ? new Date(utc) : undefined;
+    if (!date || Number.isNaN(date.getTime())) {
+      ctx.addIssue({ code: "custom", message: "must be an ISO 8601 date (2026-11-29) or date-time (2026-11-29T10:00:00Z)" });
+      return z.NEVER;
+    }
+    return date.toISOString();
+  });
+
 /** Accepts `status=A,B` and `status=A&status=B` alike. */
 const csv = <T extends z.ZodType>(item: T) =>
   z
@@ -110,8 +127,8 @@ export const ListQuerySchema = z.object({
   status: csv(z.enum(ASYNC_REQUEST_STATUSES)).openapi({ description: "Comma-separated statuses", example: "QUEUED,RUNNING" }),
   action: csv(z.string().min(1).max(100)).openapi({ description: "Comma-separated action names" }),
   callbackStatus: csv(z.enum(CALLBACK_STATUSES)).openapi({ description: "Comma-separated callback statuses, e.g. EXHAUSTED" }),
-  from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created at or after (ISO 8601)" }),
-  to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Created before (ISO 8601)" }),
+  from: instant.optional().openapi({ description: "Created at or after: an ISO 8601 date (the start of that day, UTC) or date-time (UTC unless it has an offset)", example: "2026-11-29" }),
+  to: instant.optional().openapi({ description: "Created before: an ISO 8601 date (the start of that day, UTC) or date-time (UTC unless it has an offset)", example: "2026-11-30T12:00:00Z" }),
   limit: z.coerce.number().int().min(1).max(1000).default(50),
   cursor: z.string().max(500).optional().openapi({ description: "nextCursor from the previous page" }),
 });
