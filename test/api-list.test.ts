@@ -36,8 +36,8 @@ describe("GET /api/v1/async", () => {
     const tomorrow = new Date(Date.parse(`${today}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
     expect(ids(await page(`from=${today}&to=${tomorrow}&action=analyse`))).toEqual([analyse.id]);
     expect(ids(await page(`to=${today}&action=analyse`))).toEqual([]);
-    expect(ids(await page(`from=${analyse.dateCreated.replace("Z", "")}&action=analyse`))).toEqual([analyse.id]);
-    expect(ids(await page(`from=${encodeURIComponent(analyse.dateCreated.replace("Z", "+00:00"))}&action=analyse`))).toEqual([analyse.id]);
+    expect(ids(await page(`from=${String(analyse.dateCreated).replace("Z", "")}&action=analyse`))).toEqual([analyse.id]);
+    expect(ids(await page(`from=${encodeURIComponent(String(analyse.dateCreated).replace("Z", "+00:00"))}&action=analyse`))).toEqual([analyse.id]);
   });
 
   it("pages through every row exactly once with the cursor while new rows arrive", async () => {

@@ -130,6 +130,14 @@ describe("callback delivery", () => {
       expect(gap).toBeGreaterThanOrEqual(delays[n]! - 2); // 2 ms: timer granularity
     }
     expect(rt.logs.text).toContain("callback EXHAUSTED");
+    // The series' job ends failed, so operators' queue counts show the failure.
+    const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
+    try {
+      expect(await (await queue.getJob(`${id}.1`))?.getState()).toBe("failed");
+    } finally {
+      await queue.close();
+    }
+    expect((await rt.services.admin.queueStats()).callbacks.failed).toBeGreaterThanOrEqual(1);
     const metrics = await (await rt.rawRequest("/metrics")).text();
     expect(metrics).toMatch(/ricochet_callbacks_exhausted_total \d+/);
     expect(metrics).toMatch(/ricochet_callback_attempts_total\{outcome="http_status"\} \d+/);

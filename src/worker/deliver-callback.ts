@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
-import { DelayedError, type Job } from "bullmq";
+import { DelayedError, UnrecoverableError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { Webhook } from "standardwebhooks";
 import type { ActionCatalog } from "../core/actions/catalog.js";
@@ -193,6 +193,8 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       if (outcome.current && outcome.status === "RETRYING") {
         throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
       }
+      // An exhausted series is a failed job, so queue counts (`ricochet queues`) show it as one.
+      if (outcome.current && outcome.status === "EXHAUSTED") throw new UnrecoverableError(`callback EXHAUSTED after ${attempt} attempts`);
     },
 
     /**
