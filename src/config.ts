@@ -183,9 +183,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     })
     .safeParse(cleaned);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map(
-      (issue) => `  ${issue.path.join(".")}: ${issue.message} (got ${JSON.stringify(cleaned[String(issue.path[0])])})`,
-    );
+    // The variable and the rule, never the value: it may be a secret (SECRETS_KEY, ADMIN_TOKEN, a
+    // password inside DATABASE_URL or REDIS_URL).
+    const lines = parsed.error.issues.map((issue) => `  ${issue.path.join(".")}: ${issue.message}`);
     throw new ConfigError(`Invalid configuration:\n${lines.join("\n")}`);
   }
   const e = parsed.data;

@@ -14,6 +14,22 @@ const REDACT = [
   "*.secret",
 ];
 
+/**
+ * Errors are logged without the values they carry: a failed query's parameters are a request's
+ * input and metadata (drizzle puts them in the message and a `params` field), so both go.
+ */
+export function withoutParameters(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const serialized = pino.stdSerializers.err(error) as unknown as Record<string, unknown>;
+  delete serialized.params;
+  if (typeof serialized.message === "string") serialized.message = serialized.message.replace(/\nparams: [\s\S]*$/, "");
+  if (typeof serialized.stack === "string") serialized.stack = serialized.stack.replace(/\nparams: [\s\S]*?(\n    at |$)/, "$1");
+  return serialized;
+}
+
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  return pino({ level, base: { service: "ricochet" }, redact: { paths: REDACT, censor: "[redacted]" } }, destination);
+  return pino(
+    { level, base: { service: "ricochet" }, redact: { paths: REDACT, censor: "[redacted]" }, serializers: { err: withoutParameters } },
+    destination,
+  );
 }

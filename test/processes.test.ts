@@ -175,8 +175,9 @@ describe("start-up refusals", { timeout: 60_000 }, () => {
     const exit = await proc.exited;
     expect(exit.code).toBe(2);
     expect(proc.output()).toContain("Invalid configuration");
-    expect(proc.output()).toMatch(/PORT: .*"not-a-port"/);
-    expect(proc.output()).toMatch(/WORKER_CONCURRENCY: .*"0"/);
+    expect(proc.output()).toMatch(/PORT: .*number/);
+    expect(proc.output()).toMatch(/WORKER_CONCURRENCY: .*>=1/);
+    expect(proc.output()).not.toContain("not-a-port"); // values are never echoed: they may be secrets
   });
 
   it("exits with instructions when Redis is unreachable", async () => {
