@@ -72,6 +72,8 @@ const envSchema = z.object({
   TOKEN_TTL: duration.default(24 * 3_600_000),
   /** How long an API process may trust a cached token look-up: the bound on revocation. */
   TOKEN_CACHE_TTL: duration.pipe(z.number().max(5_000, "must be at most 5s")).default(5_000),
+  /** When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open. */
+  METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   /** Guards the admin API; unset disables it. */
   ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
   /** 32 bytes, base64: encrypts webhook signing secrets at rest. */
@@ -146,6 +148,7 @@ export type Config = {
   tokenTtlMs: number;
   tokenCacheTtlMs: number;
   adminToken: string | undefined;
+  metricsToken: string | undefined;
   secretsKey: Buffer | undefined;
   defaultMaxConcurrent: number;
   defaultMaxQueued: number;
@@ -208,6 +211,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTtlMs: e.TOKEN_TTL,
     tokenCacheTtlMs: e.TOKEN_CACHE_TTL,
     adminToken: e.ADMIN_TOKEN,
+    metricsToken: e.METRICS_TOKEN,
     secretsKey: e.SECRETS_KEY ? Buffer.from(e.SECRETS_KEY, "base64") : undefined,
     defaultMaxConcurrent: e.DEFAULT_MAX_CONCURRENT,
     defaultMaxQueued: e.DEFAULT_MAX_QUEUED,

@@ -179,6 +179,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     oauth,
     admin,
     adminToken: config.adminToken,
+    metricsToken: config.metricsToken,
     catalog,
     logger,
     async readiness() {

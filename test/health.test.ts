@@ -34,3 +34,28 @@ describe("/healthz and /readyz", () => {
     expect(health.status).toBe(200);
   });
 });
+
+describe("/metrics", () => {
+  it("is open by default, and asks for METRICS_TOKEN when one is set", async () => {
+    const open = await startTestRuntime({ roles: { api: true, worker: false } });
+    try {
+      expect((await open.rawRequest("/metrics")).status).toBe(200);
+    } finally {
+      await open.stop();
+    }
+    const token = "metrics-token-0123456789";
+    const guarded = await startTestRuntime({ roles: { api: true, worker: false }, env: { METRICS_TOKEN: token } });
+    try {
+      const refused = await guarded.rawRequest("/metrics");
+      expect(refused.status).toBe(401);
+      expect(refused.headers.get("content-type")).toContain("application/problem+json");
+      expect((await guarded.rawRequest("/metrics", { headers: { authorization: "Bearer wrong-token-000000000" } })).status).toBe(401);
+      const scraped = await guarded.rawRequest("/metrics", { headers: { authorization: `Bearer ${token}` } });
+      expect(scraped.status).toBe(200);
+      expect(await scraped.text()).toContain("ricochet_callback_attempts_total");
+      expect((await guarded.rawRequest("/healthz")).status).toBe(200); // health stays open for probes
+    } finally {
+      await guarded.stop();
+    }
+  });
+});

@@ -14,6 +14,8 @@ export type ApiServices = {
   admin: AdminService;
   /** Unset: the admin API answers 404. */
   adminToken: string | undefined;
+  /** Set: /metrics needs it as a bearer token. */
+  metricsToken: string | undefined;
   catalog: ActionCatalog;
   logger: Logger;
   readiness(): Promise<Record<string, string>>;

@@ -21,6 +21,15 @@ export type ActionDefinition<Schema extends z.ZodType = z.ZodType, Result = unkn
   input: Schema;
   /** The key under which the result sits in a callback body and in GET .../result. */
   resultKey: string;
+  /**
+   * Where the action runs: "loop" (the default) on the worker's event loop, for I/O-bound
+   * actions; "thread" in the worker-thread pool (src/core/actions/thread-pool.ts), for
+   * CPU-bound actions that would otherwise block the event loop. A thread action gets no
+   * outbound client (`http.send` throws) and its input and result must be structured-cloneable.
+   */
+  runIn?: "loop" | "thread";
+  /** How long one run may take, in ms, before it is aborted; the caller applies a default when unset. */
+  timeLimitMs?: number;
   run(input: z.infer<Schema>, helpers: ActionHelpers): Promise<Result>;
 };
 
