@@ -129,6 +129,16 @@ const envSchema = z.object({
     .default("auto"),
 });
 
+/** Every environment variable the service reads (the README's configuration table lists exactly these). */
+export const CONFIG_VARIABLES = Object.keys(envSchema.shape) as (keyof typeof envSchema.shape)[];
+
+/** A variable's value after validation, as the schema reads it (its default when unset). */
+export function parseVariable(name: string, value: string | undefined): unknown {
+  const schema = envSchema.shape[name as keyof typeof envSchema.shape];
+  if (!schema) throw new Error(`no variable ${name}`);
+  return schema.parse(value);
+}
+
 export type Config = {
   port: number;
   metricsPort: number | undefined;
