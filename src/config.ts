@@ -115,6 +115,12 @@ const envSchema = z.object({
     .default([]),
   HTTP_ACTION_TIMEOUT: duration.default(30_000),
   HTTP_ACTION_MAX_BODY: bytes.default(1024 * 1024),
+  /** The time limit of an action that declares none of its own. */
+  ACTION_TIME_LIMIT: duration.default(3_600_000),
+  /** Worker threads for CPU-bound actions (runIn: "thread") per worker process; 0 picks cores - 1 (1 to 4). */
+  ACTION_THREADS: z.coerce.number().int().min(0).max(64).default(0),
+  /** Heap per action thread, in MB: a thread that needs more is ended and its request FAILS (ACTION_OUT_OF_MEMORY). */
+  ACTION_THREAD_MEMORY_MB: z.coerce.number().int().min(16).max(16_384).default(512),
   /** Group commit: at most this many submits share one INSERT and one addBulk. */
   SUBMIT_BATCH_MAX: z.coerce.number().int().min(1).max(5_000).default(500),
   /** Group commit: batches written at once per API process. */
@@ -173,6 +179,9 @@ export type Config = {
   httpActionUpstreams: string[];
   httpActionTimeoutMs: number;
   httpActionMaxBody: number;
+  actionTimeLimitMs: number;
+  actionThreads: number;
+  actionThreadMemoryMb: number;
   submitBatchMax: number;
   submitBatchFlushes: number;
   databasePoolSize: number;
@@ -236,6 +245,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     httpActionUpstreams: e.HTTP_ACTION_UPSTREAMS,
     httpActionTimeoutMs: e.HTTP_ACTION_TIMEOUT,
     httpActionMaxBody: e.HTTP_ACTION_MAX_BODY,
+    actionTimeLimitMs: e.ACTION_TIME_LIMIT,
+    actionThreads: e.ACTION_THREADS,
+    actionThreadMemoryMb: e.ACTION_THREAD_MEMORY_MB,
     submitBatchMax: e.SUBMIT_BATCH_MAX,
     submitBatchFlushes: e.SUBMIT_BATCH_FLUSHES,
     databasePoolSize: e.DATABASE_POOL_SIZE,

@@ -20,6 +20,7 @@ import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
 import { createActionCatalog } from "./core/actions/catalog.js";
+import { createActionThreadPool } from "./core/actions/thread-pool.js";
 import { createCallbackSchedule } from "./core/callback-schedule.js";
 import { createLifecycle } from "./core/lifecycle.js";
 import { createSigningSecretCache } from "./auth/signing-secrets.js";
@@ -148,6 +149,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         originBackoffMs: Math.min(1_000, config.callbackTimeoutMs),
       })
     : undefined;
+  const threads = roles.worker
+    ? createActionThreadPool({
+        ...(config.actionThreads > 0 ? { maxThreads: config.actionThreads } : {}),
+        maxOldGenerationSizeMb: config.actionThreadMemoryMb,
+        logger,
+      })
+    : undefined;
   const lifecycle = createLifecycle({
     deliverNow: delivery?.deliverNow,
     statements,
@@ -198,8 +206,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
   const app = roles.api ? createApp(services, { bodyLimit: config.bodyLimit, version: VERSION }) : undefined;
   const workers =
-    roles.worker && workerRedis && delivery
+    roles.worker && workerRedis && delivery && threads
       ? await startWorkers({
+          threads,
+          defaultTimeLimitMs: config.actionTimeLimitMs,
           repo,
           callbacks,
           lifecycle,
@@ -236,6 +246,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     async close() {
       await lifecycle.drain();
       await workers?.close();
+      await threads?.close();
       stopRotationListener();
       await queues.close();
       await Promise.allSettled([callbackHttp.close(), actionHttp.close()]);

@@ -43,7 +43,7 @@ describe("configuration", () => {
     } catch (error) {
       const message = (error as Error).message;
       for (const name of ["PORT", "DATABASE_URL", "LOG_LEVEL", "SWEEPER_INTERVAL", "BODY_LIMIT"]) expect(message).toContain(`${name}:`);
-      expect(message).toContain('"70000"');
+      expect(message).not.toContain("70000"); // the rule, not the value (values may be secrets)
     }
   });
 });

@@ -2,13 +2,18 @@ import { DelayedError, type Job } from "bullmq";
 import type { Logger } from "pino";
 import { z } from "zod";
 import type { ActionCatalog } from "../core/actions/catalog.js";
-import { ActionError, type ActionHelpers } from "../core/actions/types.js";
+import type { ActionThreadPool } from "../core/actions/thread-pool.js";
+import { ActionError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
 import type { Lifecycle } from "../core/lifecycle.js";
 import type { Clock } from "../shared/clock.js";
 import type { RunActionJob } from "../shared/queues.js";
 
 export type RunActionDeps = {
   lifecycle: Lifecycle;
+  /** Runs `runIn: "thread"` actions off the event loop. */
+  threads: ActionThreadPool;
+  /** The time limit of an action that declares none. */
+  defaultTimeLimitMs: number;
   actionHttp: ActionHelpers["http"];
   /** How long a job at its tenant's concurrency limit waits before trying again. */
   tenantSlotRetryMs: number;
@@ -66,15 +71,16 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
         return;
       }
 
+      const progress = (percent: number) => lifecycle.setProgress(id, Math.max(0, Math.min(100, Math.round(percent))));
+      const timeLimitMs = action.timeLimitMs ?? deps.defaultTimeLimitMs;
       let result: unknown;
       try {
-        result = await action.run(input.data, {
-          logger,
-          signal: controller.signal,
-          clock,
-          http: deps.actionHttp,
-          progress: (percent) => lifecycle.setProgress(id, Math.max(0, Math.min(100, Math.round(percent)))),
-        });
+        result =
+          action.runIn === "thread"
+            ? await deps.threads.run(action.name, input.data, { signal: controller.signal, timeLimitMs, onProgress: (percent) => void progress(percent).catch(() => {}) })
+            : await withinTimeLimit(action, timeLimitMs, controller, () =>
+                action.run(input.data, { logger, signal: controller.signal, clock, http: deps.actionHttp, progress }),
+              );
       } catch (error) {
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
         if (reason instanceof WorkerShutdown) throw reason;
@@ -95,4 +101,25 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
       running.delete(id);
     }
   };
+}
+
+/**
+ * An action on the event loop gets its time limit as an abort of its signal; if it does not stop
+ * by itself, the request ends FAILED (ACTION_TIMEOUT) all the same and its promise is left to
+ * settle on its own. (A thread action's thread is terminated instead: see thread-pool.ts.)
+ */
+async function withinTimeLimit<T>(action: ActionDefinition, limitMs: number, controller: AbortController, run: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new ActionError("ACTION_TIMEOUT", `Action "${action.name}" exceeded its time limit of ${limitMs} ms`);
+      controller.abort(error);
+      reject(error);
+    }, limitMs);
+  });
+  try {
+    return await Promise.race([run(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

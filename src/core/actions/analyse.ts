@@ -52,6 +52,8 @@ export const analyse = defineAction({
   input,
   resultKey: "analysis",
   runIn: "thread",
+  // Linear: 1 MB of text takes well under a second; a minute means something is wrong.
+  timeLimitMs: 60_000,
   async run({ texts, locale }, { signal, progress }) {
     const analyser = createTextAnalyser(locale);
     const results: TextStats[] = [];

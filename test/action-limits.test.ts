@@ -1,0 +1,49 @@
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { analyse } from "../src/core/actions/analyse.js";
+import { startTestRuntime, submit, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
+
+describe("no action can block the service", { timeout: 60_000 }, () => {
+  let rt: TestRuntime;
+  beforeAll(async () => {
+    rt = await startTestRuntime({ env: { BODY_LIMIT: "4mb", ACTION_TIME_LIMIT: "300ms", WORKER_CONCURRENCY: "4" } });
+  });
+  afterAll(() => rt.stop());
+
+  it("large analyse requests run off the event loop: /healthz keeps answering at once", async () => {
+    // One ~1 MB sentence each: minutes of work for the old algorithm on the event loop; now a
+    // worker thread's.
+    const text = "a b c ".repeat(166_000);
+    // What one of them costs when run on an event loop (this one, once): the stall the service must not show.
+    const startedInline = performance.now();
+    await analyse.run({ texts: [text], locale: "en" }, { signal: new AbortController().signal, progress: async () => {} } as never);
+    const inlineMs = performance.now() - startedInline;
+    const ids = await Promise.all([1, 2, 3].map(() => submit(rt, { action: "analyse", input: { texts: [text] } }).then((r) => r.id)));
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    let answered = 0;
+    const done = Promise.all(ids.map((id) => waitForStatus(rt, id, "COMPLETED", 30_000)));
+    let finished = false;
+    void done.finally(() => (finished = true));
+    while (!finished) {
+      expect((await rt.rawRequest("/healthz")).status).toBe(200);
+      answered++;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    delay.disable();
+    await done;
+    const results = await Promise.all(ids.map(async (id) => (await (await rt.request(`/api/v1/async/${id}/result`)).json()) as { analysis: { totals: { words: number } } }));
+    expect(results.map((r) => r.analysis.totals.words)).toEqual([498_000, 498_000, 498_000]);
+    expect(answered).toBeGreaterThan(0);
+    // The loop was never held: its longest stall stays well below what one analysis takes.
+    expect(delay.max / 1e6).toBeLessThan(Math.max(60, inlineMs / 2));
+  });
+
+  it("an action on the event loop that outlives its time limit ends FAILED with ACTION_TIMEOUT", async () => {
+    const { id } = await submit(rt, { action: "echo", input: { delayMs: 10_000 } });
+    const failed = await waitForStatus(rt, id, "FAILED");
+    expect(failed.asyncResponse).toMatchObject({ errorCode: "ACTION_TIMEOUT", errorDesc: 'Action "echo" exceeded its time limit of 300 ms' });
+    const usage = (await (await rt.request("/api/v1/async/limits")).json()) as { concurrentRequests: { count: number } };
+    expect(usage.concurrentRequests.count).toBe(0); // its slot is free again
+  });
+});
