@@ -93,7 +93,8 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
   const inline = new Set<Promise<void>>();
 
-  async function attemptOnce(row: AsyncRequestRow, attempt: number): Promise<AttemptOutcome> {
+  /** One attempt; `releaseSlot` is called as soon as the HTTP exchange is over (before the record). */
+  async function attemptOnce(row: AsyncRequestRow, attempt: number, releaseSlot: () => void): Promise<AttemptOutcome> {
     const series = row.callbackSeries;
     const messageId = callbackMessageId(row.id, series);
     const body = callbackBody(row, deps.catalog);
@@ -120,6 +121,8 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       if (!(error instanceof OutboundError)) throw error;
       errorClass = error.errorClass;
       errorMessage = error.message;
+    } finally {
+      releaseSlot();
     }
     const durationMs = Math.round(performance.now() - started);
     const endedAt = Date.now();
@@ -186,9 +189,9 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       const release = await slots.acquire(origin);
       let outcome: AttemptOutcome;
       try {
-        outcome = await attemptOnce(row, attempt);
+        outcome = await attemptOnce(row, attempt, release);
       } finally {
-        release();
+        release(); // once: a no-op when the attempt already gave the slot back
       }
       if (outcome.current && outcome.status === "RETRYING") {
         throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
@@ -205,7 +208,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     deliverNow(row: AsyncRequestRow): boolean {
       const release = slots.tryAcquire(originOf(row.callbackUrl!));
       if (!release) return false;
-      const work = attemptOnce(row, 1)
+      const work = attemptOnce(row, 1, release)
         .finally(release)
         .then(async (outcome) => {
           if (!outcome.current || outcome.status !== "RETRYING") return;
