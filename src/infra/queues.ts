@@ -11,23 +11,36 @@ import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 export const RUN_ACTION_JOB_OPTIONS: JobsOptions = {
   attempts: 8,
   backoff: { type: "exponential", delay: 1_000 },
-  removeOnComplete: { age: 3600, count: 1_000 },
-  removeOnFail: { age: 7 * 24 * 3600 },
 };
 
 const CALLBACK_JOB_OPTIONS: JobsOptions = {
   backoff: { type: CALLBACK_BACKOFF },
-  removeOnComplete: { age: 3600, count: 1_000 },
-  removeOnFail: { age: 7 * 24 * 3600 },
 };
+
+/**
+ * How long Redis keeps finished jobs, set on the workers rather than on every job (a job's
+ * options are stored with it: what is not there costs no memory per waiting job). Postgres is
+ * the record; these are for a look at recent activity.
+ */
+export const KEEP_FINISHED_JOBS = {
+  removeOnComplete: { age: 3600, count: 1_000 },
+  removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+} as const;
+
+/**
+ * BullMQ writes every job's events to a Redis stream for QueueEvents listeners, 10,000 per queue
+ * by default. Ricochet has no such listener (status changes travel on its own pub/sub), so a
+ * short stream is kept: memory stays with the jobs themselves.
+ */
+const QUEUE_OPTIONS = { streams: { events: { maxLen: 100 } } };
 
 /**
  * One job per attempt series; its attempts are the series' attempts, spaced by the worker's
  * custom backoff strategy (the callback schedule).
  */
 export function createQueues(connection: Redis, prefix: string, schedule: CallbackSchedule) {
-  const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix });
-  const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix });
+  const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix, ...QUEUE_OPTIONS });
+  const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix, ...QUEUE_OPTIONS });
   return {
     jobs,
     callbacks,

@@ -2,6 +2,7 @@ import { Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CallbackSchedule } from "../core/callback-schedule.js";
 import type { PubSub } from "../infra/pubsub.js";
+import { KEEP_FINISHED_JOBS } from "../infra/queues.js";
 import type { DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
 import type { CallbackDelivery } from "./deliver-callback.js";
@@ -38,6 +39,7 @@ export async function startWorkers(deps: WorkerDeps) {
     stalledInterval: Math.max(500, Math.floor(deps.lockDurationMs / 2)),
     maxStalledCount: 3,
     autorun: false,
+    ...KEEP_FINISHED_JOBS,
   });
   worker.on("error", (error) => deps.logger.warn({ err: error }, "jobs worker error"));
   worker.on("failed", (job, error) =>
@@ -57,6 +59,7 @@ export async function startWorkers(deps: WorkerDeps) {
     stalledInterval: Math.max(500, Math.floor(deps.lockDurationMs / 2)),
     maxStalledCount: 3,
     autorun: false,
+    ...KEEP_FINISHED_JOBS,
     settings: { backoffStrategy: deps.schedule.backoffStrategy },
   });
   callbackWorker.on("error", (error) => deps.logger.warn({ err: error }, "callbacks worker error"));
