@@ -74,6 +74,10 @@ const envSchema = z.object({
   TOKEN_CACHE_TTL: duration.pipe(z.number().max(5_000, "must be at most 5s")).default(5_000),
   /** When set, /metrics asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open. */
   METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
+  /** Failed client authentications per client id, and per source address, within AUTH_FAILURE_WINDOW before /oauth answers 429. */
+  AUTH_FAILURES_PER_CLIENT: z.coerce.number().int().min(1).max(1_000_000).default(10),
+  AUTH_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).max(1_000_000).default(100),
+  AUTH_FAILURE_WINDOW: duration.default(15 * 60_000),
   /** Guards the admin API; unset disables it. */
   ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
   /** 32 bytes, base64: encrypts webhook signing secrets at rest. */
@@ -165,6 +169,9 @@ export type Config = {
   tokenCacheTtlMs: number;
   adminToken: string | undefined;
   metricsToken: string | undefined;
+  authFailuresPerClient: number;
+  authFailuresPerAddress: number;
+  authFailureWindowMs: number;
   secretsKey: Buffer | undefined;
   defaultMaxConcurrent: number;
   defaultMaxQueued: number;
@@ -231,6 +238,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenCacheTtlMs: e.TOKEN_CACHE_TTL,
     adminToken: e.ADMIN_TOKEN,
     metricsToken: e.METRICS_TOKEN,
+    authFailuresPerClient: e.AUTH_FAILURES_PER_CLIENT,
+    authFailuresPerAddress: e.AUTH_FAILURES_PER_ADDRESS,
+    authFailureWindowMs: e.AUTH_FAILURE_WINDOW,
     secretsKey: e.SECRETS_KEY ? Buffer.from(e.SECRETS_KEY, "base64") : undefined,
     defaultMaxConcurrent: e.DEFAULT_MAX_CONCURRENT,
     defaultMaxQueued: e.DEFAULT_MAX_QUEUED,

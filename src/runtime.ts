@@ -24,6 +24,7 @@ import { createActionThreadPool } from "./core/actions/thread-pool.js";
 import { createCallbackSchedule } from "./core/callback-schedule.js";
 import { createLifecycle } from "./core/lifecycle.js";
 import { createSigningSecretCache } from "./auth/signing-secrets.js";
+import { createCredentialThrottle } from "./auth/credential-throttle.js";
 import { lifecycleStatements } from "./db/lifecycle.js";
 import { startWorkers, type Workers } from "./worker/index.js";
 import { createCallbackDelivery, type CallbackDelivery } from "./worker/deliver-callback.js";
@@ -115,6 +116,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     logger,
     tokenTtlMs: config.tokenTtlMs,
     tokenCacheTtlMs: config.tokenCacheTtlMs,
+    throttle: createCredentialThrottle({
+      redis,
+      prefix: config.queuePrefix,
+      perClient: config.authFailuresPerClient,
+      perAddress: config.authFailuresPerAddress,
+      windowSeconds: Math.ceil(config.authFailureWindowMs / 1000),
+    }),
   });
   const admin = adminService({
     tenants,

@@ -3,6 +3,7 @@ import type { Logger } from "pino";
 import { dummySecretHash, digestToken, newAccessToken, verifySecret } from "../auth/credentials.js";
 import { OAuthError } from "../auth/oauth-error.js";
 import { isScope, SCOPES, type Scope } from "../auth/scopes.js";
+import type { CredentialThrottle } from "../auth/credential-throttle.js";
 import type { ClientsRepository } from "../db/clients.js";
 import type { TokenLookup, TokensRepository } from "../db/tokens.js";
 import type { PubSub } from "../infra/pubsub.js";
@@ -10,7 +11,13 @@ import type { Clock } from "../shared/clock.js";
 import { AppError } from "../shared/errors.js";
 import type { Caller } from "./caller.js";
 
-export type ClientCredentials = { clientId: string; clientSecret: string; usedBasic: boolean };
+export type ClientCredentials = {
+  clientId: string;
+  clientSecret: string;
+  usedBasic: boolean;
+  /** Where the attempt comes from (the TCP peer), for the guessing throttle. */
+  address?: string | undefined;
+};
 
 export type TokenResponse = { token_type: "Bearer"; access_token: string; expires_in: number; scope: string };
 
@@ -23,6 +30,7 @@ type Deps = {
   /** 0: tokens never expire. */
   tokenTtlMs: number;
   tokenCacheTtlMs: number;
+  throttle: CredentialThrottle;
 };
 
 const CACHE_MAX = 10_000;
@@ -36,12 +44,20 @@ export function oauthService(deps: Deps) {
   deps.pubsub.onTokenRevoked((digest) => cache.delete(digest));
 
   async function authenticateClient(credentials: ClientCredentials) {
+    const address = credentials.address ?? "unknown";
+    const wait = await deps.throttle.retryAfter(credentials.clientId, address);
+    if (wait > 0) {
+      deps.logger.warn({ clientId: credentials.clientId, address }, "client authentication throttled after repeated failures");
+      throw new AppError("limit_exceeded", `Too many failed client authentications; retry in ${wait} s`, { retryAfter: wait });
+    }
     const client = await clients.get(credentials.clientId);
     // Always pay for one scrypt, so an unknown client id takes as long as a wrong secret.
     const valid = await verifySecret(credentials.clientSecret, client?.secretHash ?? (await dummySecretHash()));
     if (!client || !valid || client.revokedAt) {
+      await deps.throttle.failed(credentials.clientId, address);
       throw new OAuthError("invalid_client", "Client authentication failed", credentials.usedBasic);
     }
+    await deps.throttle.succeeded(credentials.clientId);
     return client;
   }
 

@@ -1,4 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
 import { OAuthError } from "../../auth/oauth-error.js";
 import type { ClientCredentials } from "../../services/oauth.js";
@@ -75,6 +76,15 @@ async function readParams(c: Context<AppEnv>): Promise<Record<string, string>> {
   return params;
 }
 
+/** The TCP peer's address (behind a proxy: the proxy's); "unknown" when called in process. */
+function sourceAddress(c: Context<AppEnv>): string {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 /** Client authentication: HTTP Basic (RFC 6749 §2.3.1, form-encoded parts) or body parameters, never both. */
 function readCredentials(c: Context<AppEnv>, params: Record<string, string>): ClientCredentials {
   const basic = /^Basic +(\S+)$/i.exec(c.req.header("authorization") ?? "");
@@ -92,10 +102,10 @@ function readCredentials(c: Context<AppEnv>, params: Record<string, string>): Cl
     };
     const [clientId, clientSecret] = [decode(decoded.slice(0, colon)), decode(decoded.slice(colon + 1))];
     if (!acceptable(clientId) || !acceptable(clientSecret)) throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
-    return { clientId, clientSecret, usedBasic: true };
+    return { clientId, clientSecret, usedBasic: true, address: sourceAddress(c) };
   }
   if (!params.client_id || !params.client_secret) throw new OAuthError("invalid_client", "Client credentials are missing");
-  return { clientId: params.client_id, clientSecret: params.client_secret, usedBasic: false };
+  return { clientId: params.client_id, clientSecret: params.client_secret, usedBasic: false, address: sourceAddress(c) };
 }
 
 export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>) {
