@@ -41,6 +41,12 @@ export function createApp(services: ApiServices, options: AppOptions) {
       "request",
     );
   });
+  // No path segment or query parameter may hold U+0000 (PostgreSQL cannot compare with it): one
+  // check here instead of one per route and parameter.
+  app.use("*", async (c, next) => {
+    if (/%00/.test(c.req.url)) throw new AppError("bad_request", "The URL contains %00 (U+0000), which no path or query parameter may hold");
+    await next();
+  });
   app.use(
     "*",
     methodNotAllowed({
