@@ -75,7 +75,11 @@ export const SubmitBodySchema = z
     callbackUrl: z
       .string()
       .optional()
-      .openapi({ description: "Where the signed result is POSTed when the request finishes", example: "https://example.com/hooks/ricochet" }),
+      .openapi({
+        description: "Where the signed result is POSTed when the request finishes: http(s), no credentials, at most 2048 characters, an address the outbound policy allows",
+        maxLength: 2048,
+        example: "https://example.com/hooks/ricochet",
+      }),
     metadata: z
       .record(z.string(), z.unknown())
       .superRefine((value, ctx) => {
