@@ -9,6 +9,18 @@ export type AttemptOutcome = {
   nextAttemptAt: Date | null;
 };
 
+/** What a new attempt series (a redelivery) writes: the next series number, nothing tried yet. */
+const newSeries = (at: Date) => ({
+  callbackStatus: "PENDING" as const,
+  callbackSeries: sql`${asyncRequests.callbackSeries} + 1`,
+  callbackAttempts: 0,
+  callbackLastStatusCode: null,
+  callbackLastError: null,
+  callbackLastAttemptAt: null,
+  callbackNextAttemptAt: null,
+  callbackUpdatedAt: at,
+});
+
 /** Callback series and attempts: where every delivery attempt is recorded. */
 export function callbacksRepository(db: Db) {
   return {
@@ -19,16 +31,7 @@ export function callbacksRepository(db: Db) {
     async startSeries(tenantId: string, id: string, at: Date): Promise<AsyncRequestRow | undefined> {
       const [row] = await db
         .update(asyncRequests)
-        .set({
-          callbackStatus: "PENDING",
-          callbackSeries: sql`${asyncRequests.callbackSeries} + 1`,
-          callbackAttempts: 0,
-          callbackLastStatusCode: null,
-          callbackLastError: null,
-          callbackLastAttemptAt: null,
-          callbackNextAttemptAt: null,
-          callbackUpdatedAt: at,
-        })
+        .set(newSeries(at))
         .where(
           and(
             eq(asyncRequests.tenantId, tenantId),
@@ -100,16 +103,7 @@ export function callbacksRepository(db: Db) {
         .for("update", { skipLocked: true });
       return db
         .update(asyncRequests)
-        .set({
-          callbackStatus: "PENDING",
-          callbackSeries: sql`${asyncRequests.callbackSeries} + 1`,
-          callbackAttempts: 0,
-          callbackLastStatusCode: null,
-          callbackLastError: null,
-          callbackLastAttemptAt: null,
-          callbackNextAttemptAt: null,
-          callbackUpdatedAt: at,
-        })
+        .set(newSeries(at))
         .where(inArray(asyncRequests.id, picked))
         .returning({ id: asyncRequests.id, series: asyncRequests.callbackSeries });
     },
