@@ -104,7 +104,8 @@ const envSchema = z.object({
     })
     .default(parseRetryDelays(DEFAULT_CALLBACK_RETRY_DELAYS)),
   CALLBACK_TIMEOUT: duration.default(15_000),
-  CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** Deliveries in flight per worker process. A waiting attempt costs a socket, not CPU: keep it well above the per-origin cap. */
+  CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(200),
   /** Of those, at most this many to one receiver (origin): a hanging receiver holds only its own. */
   CALLBACK_ORIGIN_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
   /** CIDRs or host names that outbound calls may reach although private (e.g. 10.0.0.0/8,hooks.internal). */

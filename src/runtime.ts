@@ -153,9 +153,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         timeoutMs: config.callbackTimeoutMs,
         queues,
         slots: createDeliverySlots({ total: config.callbackConcurrency, perOrigin: config.callbackOriginConcurrency }),
-        // The callbacks worker fetches 4 jobs per slot; one origin may keep half of them waiting
+        // The callbacks worker fetches 2 jobs per slot; one origin may keep half of them waiting
         // here, so a slow one cannot take all, and a fast one is never starved of work.
-        originBacklog: config.callbackConcurrency * 2,
+        originBacklog: config.callbackConcurrency,
         originBackoffMs: Math.min(1_000, config.callbackTimeoutMs),
       })
     : undefined;

@@ -75,7 +75,7 @@ describe("a hanging receiver does not hold up other receivers' callbacks", () =>
         WORKER_CONCURRENCY: "50",
         CALLBACK_CONCURRENCY: "12",
         CALLBACK_ORIGIN_CONCURRENCY: "3",
-        CALLBACK_TIMEOUT: "4s",
+        CALLBACK_TIMEOUT: "10s",
         CALLBACK_RETRY_DELAYS: "1h",
       },
     });
@@ -98,7 +98,7 @@ describe("a hanging receiver does not hold up other receivers' callbacks", () =>
     // Every healthy callback arrived while the hanging ones still hung: none had to wait for a
     // timeout to free a slot (with first come, first served, all 12 slots would be hanging).
     expect(hanging.firstEndedAt === undefined || hanging.firstEndedAt > doneAt).toBe(true);
-    expect(doneAt - started).toBeLessThan(4_000);
+    expect(doneAt - started).toBeLessThan(10_000);
     expect(hanging.peak).toBeLessThanOrEqual(3);
   });
 });

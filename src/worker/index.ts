@@ -52,7 +52,7 @@ export async function startWorkers(deps: WorkerDeps) {
     prefix: deps.prefix,
     // More jobs than slots: jobs for busy receivers wait in process for their origin's turn while
     // jobs for other receivers take the free slots (src/worker/delivery-slots.ts).
-    concurrency: deps.callbackConcurrency * 4,
+    concurrency: deps.callbackConcurrency * 2,
     // BullMQ renews an active job's lock every lockDuration / 2, so an attempt may outlast it;
     // a crashed worker's attempt is taken over within about lockDuration + stalledInterval.
     lockDuration: deps.lockDurationMs,
