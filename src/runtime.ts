@@ -29,6 +29,7 @@ import { lifecycleStatements } from "./db/lifecycle.js";
 import { startWorkers, type Workers } from "./worker/index.js";
 import { createCallbackDelivery, type CallbackDelivery } from "./worker/deliver-callback.js";
 import { createDeliverySlots } from "./worker/delivery-slots.js";
+import { createAttemptLeases } from "./worker/attempt-leases.js";
 import { VERSION } from "./version.js";
 
 export type Roles = { api: boolean; worker: boolean };
@@ -140,6 +141,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
   const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
   const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
+  const leases = createAttemptLeases({ redis, prefix: config.queuePrefix, lockMs: config.jobLockDuration });
   const delivery = roles.worker
     ? createCallbackDelivery({
         statements,
@@ -153,6 +155,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         timeoutMs: config.callbackTimeoutMs,
         queues,
         slots: createDeliverySlots({ total: config.callbackConcurrency, perOrigin: config.callbackOriginConcurrency }),
+        leases,
         // The callbacks worker fetches 2 jobs per slot; one origin may keep half of them waiting
         // here, so a slow one cannot take all, and a fast one is never starved of work.
         originBacklog: config.callbackConcurrency,
@@ -227,7 +230,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
           delivery,
           actionHttp: { send: actionHttp.send, timeoutMs: config.httpActionTimeoutMs, maxBodyBytes: config.httpActionMaxBody },
           schedule,
-          timeoutMs: config.callbackTimeoutMs,
+          leases,
           callbackConcurrency: config.callbackConcurrency,
           tenantSlotRetryMs: config.tenantSlotRetryMs,
           queues,

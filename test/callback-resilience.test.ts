@@ -101,3 +101,24 @@ describe("the sweeper and callbacks", () => {
     }
   });
 });
+
+describe("a first attempt in flight in process", () => {
+  it("holds a lease: the sweeper leaves it alone, however long the receiver takes (no duplicate)", async () => {
+    const receiver = await startReceiver();
+    const rt = await startTestRuntime({
+      env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "100ms", SWEEPER_GRACE: "0ms", JOB_LOCK_DURATION: "400ms", CALLBACK_TIMEOUT: "5s" },
+    });
+    try {
+      // Longer than the lock, than the grace and than several sweeps: only the renewed lease protects it.
+      receiver.on("/slow", (_req, res) => void setTimeout(() => res.writeHead(200).end("late"), 1_500));
+      const response = await rt.request("/api/v1/async", jsonBody({ action: "echo", input: {}, callbackUrl: receiver.url("/slow") }));
+      const { id } = ((await response.json()) as { asyncRequest: { id: string } }).asyncRequest;
+      await waitForCallback(rt, rt, id, "DELIVERED");
+      expect(receiver.requestsTo("/slow")).toHaveLength(1);
+      expect(rt.logs.text).not.toContain("sweeper enqueued a callback");
+    } finally {
+      await rt.stop();
+      await receiver.close();
+    }
+  });
+});

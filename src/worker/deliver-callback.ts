@@ -10,6 +10,7 @@ import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
+import type { AttemptLeases } from "./attempt-leases.js";
 import { originOf, type DeliverySlots } from "./delivery-slots.js";
 import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
@@ -87,7 +88,7 @@ export type AttemptOutcome = { status: CallbackStatus; retryAt: number | undefin
  * the `callbacks` queue (`processJob`). An attempt lost to a crash is found by the sweeper: its
  * series stays PENDING or RETRYING with no job.
  */
-export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; slots: DeliverySlots }) {
+export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; slots: DeliverySlots; leases: AttemptLeases }) {
   const { statements, clock, metrics, schedule, slots } = deps;
   const recordAttempt = createAttemptRecorder(statements);
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
@@ -208,6 +209,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     deliverNow(row: AsyncRequestRow): boolean {
       const release = slots.tryAcquire(originOf(row.callbackUrl!));
       if (!release) return false;
+      const lease = deps.leases.hold(row.id, row.callbackSeries);
       const work = attemptOnce(row, 1, release)
         .finally(release)
         .then(async (outcome) => {
@@ -218,7 +220,10 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
         .catch((error: unknown) =>
           deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
         )
-        .finally(() => inline.delete(work));
+        .finally(() => {
+          lease();
+          inline.delete(work);
+        });
       inline.add(work);
       return true;
     },

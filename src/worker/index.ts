@@ -10,11 +10,9 @@ import { createRunAction, CancelledByClient, WorkerShutdown, type RunActionDeps 
 import { createSweeper, type SweeperDeps } from "./sweeper.js";
 
 export type WorkerDeps = RunActionDeps &
-  Omit<SweeperDeps, "intervalMs" | "graceMs" | "callbackGraceMs"> & {
+  Omit<SweeperDeps, "intervalMs" | "graceMs"> & {
     delivery: CallbackDelivery;
     schedule: CallbackSchedule;
-    /** Per attempt; the sweeper leaves a series alone for longer than this. */
-    timeoutMs: number;
     callbackConcurrency: number;
     events: PubSub;
     /** A connection BullMQ may block on; it duplicates it as needed. */
@@ -66,13 +64,7 @@ export async function startWorkers(deps: WorkerDeps) {
   void callbackWorker.run().catch((error) => deps.logger.error({ err: error }, "callbacks worker stopped"));
   await Promise.all([worker.waitUntilReady(), callbackWorker.waitUntilReady()]);
 
-  const sweeper = createSweeper({
-    ...deps,
-    intervalMs: deps.sweeperIntervalMs,
-    graceMs: deps.sweeperGraceMs,
-    // A first attempt made in process has no job while it runs: never sweep a series younger than an attempt can last.
-    callbackGraceMs: Math.max(deps.sweeperGraceMs, deps.timeoutMs + 1_000),
-  });
+  const sweeper = createSweeper({ ...deps, intervalMs: deps.sweeperIntervalMs, graceMs: deps.sweeperGraceMs });
   sweeper.start();
 
   return {

@@ -7,6 +7,7 @@ import { callbackJobId } from "../shared/callbacks.js";
 import type { Lifecycle } from "../core/lifecycle.js";
 import type { LifecycleStatements } from "../db/lifecycle.js";
 import type { Queues } from "../infra/queues.js";
+import type { AttemptLeases } from "./attempt-leases.js";
 import type { Clock } from "../shared/clock.js";
 
 export type SweeperDeps = {
@@ -21,8 +22,7 @@ export type SweeperDeps = {
   prefix: string;
   intervalMs: number;
   graceMs: number;
-  /** How old an in-flight callback series must be before it counts as lost. */
-  callbackGraceMs: number;
+  leases: AttemptLeases;
 };
 
 const PAGE = 200;
@@ -52,6 +52,7 @@ export function createSweeper(deps: SweeperDeps) {
         const job = await queues.callbacks.getJob(callbackJobId(row.id, row.series));
         const state = job ? await job.getState() : "missing";
         if (state !== "missing" && state !== "unknown" && state !== "completed" && state !== "failed") continue;
+        if (await deps.leases.held(row.id, row.series)) continue; // a first attempt in flight in a live worker
         if (job) await job.remove().catch(() => {});
         const delayMs = Math.max(0, (row.nextAttemptAt?.getTime() ?? 0) - clock.now().getTime());
         await queues.enqueueCallback(row.id, row.series, { offset: row.attempts, delayMs });
@@ -92,7 +93,7 @@ export function createSweeper(deps: SweeperDeps) {
       const last = rows.at(-1)!;
       after = { updatedAt: last.updatedAt, id: last.id };
     }
-    stats.callbacks = await sweepCallbacks(new Date(clock.now().getTime() - deps.callbackGraceMs));
+    stats.callbacks = await sweepCallbacks(before);
     // The counters move with every transition in the same statement, so they only drift through
     // a bug or a hand edit; this puts them back from the table either way.
     for (const fixed of await deps.statements.reconcileCounters()) {
