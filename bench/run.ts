@@ -1,195 +1,78 @@
 /**
- * `npm run bench`: throughput and latency of the real stack on this machine. It starts the
- * API (a real HTTP server) and a worker in this process against the local Redis and a fresh
- * PostgreSQL database (or PGlite with BENCH_DB=pglite), and a local callback receiver, then:
- *   1. submit: POST /api/v1/async over HTTP, BENCH_SUBMITS requests at BENCH_CONCURRENCY;
- *   2. end to end: submit → COMPLETED (echo, no delay), observed with ?wait long-polls;
- *   3. callbacks: requests with a callbackUrl, from submit until the receiver has every one;
- *   4. outbound client: undici request (what Ricochet uses) against undici fetch, same receiver.
- * BENCH_WORKER=0 measures submit alone, with no worker in the process.
- * Results are printed as a table and written to bench/results.json.
+ * `npm run bench`: Ricochet beside the bare stack, measured in the same run on this machine.
+ * Every server, worker, receiver and load generator is its own process (see bench/lib/procs.ts);
+ * each phase gets a fresh database and BullMQ prefix, and everything is removed at the end,
+ * also on failure or Ctrl-C. What each phase measures: bench/README-performance.md.
+ * Writes bench/results.json (raw figures) and bench/results.md (the summary table).
  */
-import { createServer } from "node:http";
 import { writeFileSync } from "node:fs";
-import { cpus } from "node:os";
-import { serve } from "@hono/node-server";
-import { fetch as undiciFetch, request } from "undici";
-import { loadConfig } from "../src/config.js";
-import { createLogger } from "../src/logger.js";
-import { createRuntime } from "../src/runtime.js";
-import { createTestDatabase } from "../test/helpers/db.js";
-import { deleteKeys, freePort, uniquePrefix } from "../test/helpers/redis.js";
+import { join } from "node:path";
+import { runBullmqDrain } from "./lib/baselines.js";
+import { config, type Phase } from "./lib/config.js";
+import { cleanupAll, log, logDir, removeLogs, stopping } from "./lib/procs.js";
+import { startReceiver } from "./lib/receiver-client.js";
+import { machineInfo, markdownTable, otherCpu, printTable, summaryRows, type Results } from "./lib/report.js";
+import { endToEndBaselines, finishToCallback, ricochetEndToEnd } from "./phases/e2e.js";
+import { workerRss } from "./phases/long.js";
+import { pgliteRun } from "./phases/pglite.js";
+import { redisBytesPerPending } from "./phases/redis-memory.js";
+import { retryLateness } from "./phases/retry.js";
+import { redeliveryStorm } from "./phases/storm.js";
+import { submitOpenLoop, submitSaturation } from "./phases/submit.js";
 
-const SUBMITS = Number(process.env.BENCH_SUBMITS ?? 2000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
-const E2E = Number(process.env.BENCH_E2E ?? 300);
-const CALLBACKS = Number(process.env.BENCH_CALLBACKS ?? 1000);
-const OUTBOUND = Number(process.env.BENCH_OUTBOUND ?? 5000);
-
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-};
-const round = (n: number) => Math.round(n * 10) / 10;
-
-async function pool<T>(count: number, concurrency: number, work: (i: number) => Promise<T>): Promise<T[]> {
-  const results: T[] = new Array(count);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < count) {
-        const i = next++;
-        results[i] = await work(i);
-      }
-    }),
-  );
-  return results;
-}
+const on = (phase: Phase) => config.phases.has(phase);
 
 async function main() {
-  const db = await createTestDatabase(process.env.BENCH_DB === "pglite" ? "pglite" : "postgres");
-  const prefix = uniquePrefix();
-  const receiverDone = new Set<string>();
-  let receiverWaiter: (() => void) | undefined;
-  const receiver = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.headers["webhook-id"]) {
-        receiverDone.add(String(req.headers["webhook-id"]));
-        receiverWaiter?.();
-      }
-      res.writeHead(200).end("ok");
-    });
-  });
-  const receiverPort = await freePort();
-  await new Promise<void>((resolve) => receiver.listen(receiverPort, "127.0.0.1", resolve));
+  const startedAt = new Date();
+  const machine = await machineInfo();
+  const { phases, benchDir: _dir, ...sizes } = config;
+  log(`bench: phases ${[...phases].join(", ")}; service from ${config.root} (${machine.label ?? `commit ${machine.commit?.slice(0, 7)}`}${machine.uncommittedChanges ? ", with uncommitted changes in src/" : ""}); logs in ${logDir()}`);
+  if (machine.loadAverageAtStart > 0.5) log(`WARNING: load average ${machine.loadAverageAtStart} before the run: something else is using the cores, the figures will be low and noisy (see "other" in each cpu figure)`);
+  const results: Results & Record<string, unknown> = {};
+  const receiver = await startReceiver();
 
-  const port = await freePort();
-  const config = loadConfig({
-    ...process.env,
-    PORT: String(port),
-    QUEUE_PREFIX: prefix,
-    LOG_LEVEL: "warn",
-    DATABASE_URL: db.url ?? "",
-    DATA_DIR: "memory://",
-    SECRETS_KEY: Buffer.alloc(32, 9).toString("base64"),
-    OUTBOUND_ALLOW: "127.0.0.1/32",
-    WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? "50",
-    DEFAULT_MAX_CONCURRENT: "1000",
-    DEFAULT_MAX_QUEUED: "1000000",
-  });
-  const withWorker = process.env.BENCH_WORKER !== "0";
-  const runtime = await createRuntime(config, { logger: createLogger("warn"), roles: { api: true, worker: withWorker }, database: db });
-  const server = serve({ fetch: runtime.app!.fetch, port, hostname: "127.0.0.1" });
-  const base = `http://127.0.0.1:${port}`;
-
-  const client = await runtime.services.admin.createClient({ tenantId: "default", name: "bench" });
-  const { access_token } = await runtime.services.oauth.issueToken({ clientId: client.clientId, clientSecret: client.clientSecret, usedBasic: false }, "*");
-  const headers = { authorization: `Bearer ${access_token}`, "content-type": "application/json" };
-  const post = async (body: unknown) => {
-    const response = await request(`${base}/api/v1/async`, { method: "POST", headers, body: JSON.stringify(body) });
-    const json = (await response.body.json()) as { asyncRequest: { id: string } };
-    if (response.statusCode !== 202) throw new Error(`submit answered ${response.statusCode}: ${JSON.stringify(json)}`);
-    return json.asyncRequest.id;
-  };
-  const results: Record<string, unknown> = {
-    machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version, database: db.kind },
-  };
-
-  // 1. Submit throughput (the worker runs too, as in production).
-  {
-    const latencies: number[] = [];
-    const started = performance.now();
-    await pool(SUBMITS, CONCURRENCY, async () => {
-      const t = performance.now();
-      await post({ action: "echo", input: { data: "bench" } });
-      latencies.push(performance.now() - t);
-    });
-    const seconds = (performance.now() - started) / 1000;
-    results.submit = { requests: SUBMITS, concurrency: CONCURRENCY, perSecond: round(SUBMITS / seconds), p50ms: round(percentile(latencies, 50)), p99ms: round(percentile(latencies, 99)) };
+  if (on("submit")) results.submit = await submitSaturation();
+  if (on("open")) results.openLoop = await submitOpenLoop();
+  if (on("e2e")) {
+    const baselines = await endToEndBaselines(receiver);
+    // The long run continues on the warm end-to-end stack, so its worker is the one measured.
+    const { run, after } = await ricochetEndToEnd(receiver, on("long") ? (stack) => workerRss(stack, receiver) : undefined);
+    results.endToEnd = { ricochet: run, ...baselines };
+    if (after) results.long = after;
+  } else if (on("long")) {
+    results.long = (await ricochetEndToEnd(receiver, (stack) => workerRss(stack, receiver))).after;
   }
-
-  if (!withWorker) {
-    // Submit only: the API on its own.
-    console.table({ submit: results.submit });
-    server.close();
-    await runtime.close();
-    receiver.close();
-    await db.drop();
-    await deleteKeys(prefix);
-    return;
+  if (on("latency")) results.latency = await finishToCallback(receiver);
+  if (on("storm")) {
+    if (!results.endToEnd) results.baselineC = await runBullmqDrain(receiver, config.baselineJobs);
+    results.storm = await redeliveryStorm(receiver);
   }
+  if (on("retry")) results.retry = await retryLateness(receiver);
+  if (on("redis")) results.redis = await redisBytesPerPending(receiver);
+  if (on("pglite")) results.pglite = await pgliteRun(receiver);
+  await receiver.child.stop();
 
-  // Let the backlog drain before measuring latency.
-  for (;;) {
-    const counts = await runtime.services.asyncRequests.limits({ tenantId: "default", clientId: client.clientId });
-    if (counts.queued.count === 0 && counts.concurrentRequests.count === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-
-  // 2. End to end: submit → COMPLETED.
-  {
-    const latencies: number[] = [];
-    await pool(E2E, 8, async () => {
-      const t = performance.now();
-      const id = await post({ action: "echo", input: {} });
-      for (;;) {
-        const response = await request(`${base}/api/v1/async/${id}?wait=10`, { headers });
-        const { asyncRequest } = (await response.body.json()) as { asyncRequest: { status: string } };
-        if (asyncRequest.status === "COMPLETED") break;
-      }
-      latencies.push(performance.now() - t);
-    });
-    results.endToEnd = { requests: E2E, concurrency: 8, p50ms: round(percentile(latencies, 50)), p99ms: round(percentile(latencies, 99)) };
-  }
-
-  // 3. Callbacks: submit with a callbackUrl until the receiver has every delivery.
-  {
-    receiverDone.clear();
-    const started = performance.now();
-    await pool(CALLBACKS, CONCURRENCY, () => post({ action: "echo", input: {}, callbackUrl: `http://127.0.0.1:${receiverPort}/hook` }));
-    await new Promise<void>((resolve) => {
-      receiverWaiter = () => receiverDone.size >= CALLBACKS && resolve();
-      receiverWaiter();
-    });
-    const seconds = (performance.now() - started) / 1000;
-    results.callbacks = { requests: CALLBACKS, seconds: round(seconds), deliveredPerSecond: round(CALLBACKS / seconds) };
-  }
-
-  // 4. The outbound client: undici request against undici fetch.
-  {
-    const url = `http://127.0.0.1:${receiverPort}/plain`;
-    const timeIt = async (send: () => Promise<void>) => {
-      const started = performance.now();
-      await pool(OUTBOUND, 16, send);
-      return round(OUTBOUND / ((performance.now() - started) / 1000));
-    };
-    const viaRequest = await timeIt(async () => {
-      const response = await request(url, { method: "POST", body: "{}" });
-      await response.body.text();
-    });
-    const viaFetch = await timeIt(async () => {
-      const response = await undiciFetch(url, { method: "POST", body: "{}" });
-      await response.text();
-    });
-    results.outbound = { requests: OUTBOUND, concurrency: 16, undiciRequestPerSecond: viaRequest, undiciFetchPerSecond: viaFetch, ratio: round(viaRequest / viaFetch) };
-  }
-
-  console.table(
-    Object.fromEntries(Object.entries(results).filter(([key]) => key !== "machine")) as Record<string, Record<string, unknown>>,
-  );
-  console.log(JSON.stringify(results.machine));
-  writeFileSync(new URL("./results.json", import.meta.url), `${JSON.stringify({ date: new Date().toISOString(), ...results }, null, 2)}\n`);
-
-  server.close();
-  await runtime.close();
-  receiver.close();
-  await db.drop();
-  await deleteKeys(prefix);
+  const rows = summaryRows(results);
+  const minutes = Math.round((Date.now() - startedAt.getTime()) / 6_000) / 10;
+  printTable(rows);
+  const other = otherCpu(results);
+  const outcome = { date: startedAt.toISOString(), minutes, machine: { ...machine, otherCpu: other }, sizes, summary: rows, ...results };
+  writeFileSync(join(config.benchDir, "results.json"), `${JSON.stringify(outcome, null, 2)}\n`);
+  const service = machine.label ?? `commit ${machine.commit?.slice(0, 7)}${machine.uncommittedChanges ? " + uncommitted changes" : ""}`;
+  const header = `Run of ${startedAt.toISOString()} (${minutes} min): ${machine.cpus} × ${machine.model}, Node ${machine.node}, PostgreSQL ${machine.postgres}, Redis ${machine.redis}, load average ${machine.loadAverageAtStart} at start; CPU used by processes other than the measured ones: median ${other.median} %, max ${other.max} % of one core; service: ${service}. Raw figures: results.json.`;
+  writeFileSync(join(config.benchDir, "results.md"), `${header}\n\n${markdownTable(rows)}\n`);
+  log(`done in ${minutes} min; wrote bench/results.json and bench/results.md`);
 }
 
-main().catch((error: unknown) => {
-  console.error(error);
-  process.exit(1);
-});
+let failed = false;
+try {
+  await main();
+} catch (error) {
+  failed = true;
+  if (!stopping()) console.error(error);
+} finally {
+  await cleanupAll();
+  if (failed || config.keepLogs) log(`child process logs kept in ${logDir()}`);
+  else removeLogs();
+}
+process.exit(failed ? 1 : 0);
