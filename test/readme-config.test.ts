@@ -10,7 +10,8 @@ import { CONFIG_VARIABLES, parseVariable } from "../src/config.js";
 function readmeTable(): { name: string; defaultText: string }[] {
   const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
   const section = readme.slice(readme.indexOf("| variable | default | meaning |"));
-  const rows = section.split("\n").slice(2).filter((line) => line.startsWith("| `"));
+  const table = section.slice(0, section.indexOf("\n\n")); // the table ends at the first blank line
+  const rows = table.split("\n").slice(2).filter((line) => line.startsWith("| `"));
   return rows.flatMap((row) => {
     const [names, defaults] = row.split(" | ").map((cell) => cell.replace(/^\| /, ""));
     const nameList = names!.split(" / ").map((n) => n.replaceAll("`", "").trim());
