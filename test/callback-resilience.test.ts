@@ -2,7 +2,11 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { jsonBody, startTestRuntime, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
+import { Queue } from "bullmq";
+import { openDatabase } from "../src/db/client.js";
+import { REDIS_URL } from "./helpers/redis.js";
+import { startTcpProxy } from "./helpers/tcp-proxy.js";
+import { jsonBody, startTestRuntime, submit, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 describe("slow, hanging and huge receivers", () => {
   let rt: TestRuntime;
@@ -119,6 +123,43 @@ describe("a first attempt in flight in process", () => {
     } finally {
       await rt.stop();
       await receiver.close();
+    }
+  });
+});
+
+describe("a database outage", () => {
+  it("costs a job none of its attempts: it waits and runs once the database is back", async () => {
+    const api = await startTestRuntime({ roles: { api: true, worker: false } });
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: Number(new URL(api.db.url!).port || 5432) });
+    const proxiedUrl = new URL(api.db.url!);
+    proxiedUrl.port = String(proxy.port);
+    const proxied = await openDatabase({ databaseUrl: proxiedUrl.toString(), dataDir: "unused", poolSize: 2 });
+    const worker = await startTestRuntime({
+      roles: { api: false, worker: true },
+      db: { ...proxied, url: proxiedUrl.toString(), drop: () => proxied.close() },
+      env: { ...api.env },
+    });
+    await proxy.cut(); // the worker's database is away from here on; the API's is not
+    try {
+      const { id } = await submit(api, { action: "echo", input: { data: "patient" } });
+      // Attempts would be spent within seconds (8, from 1 s apart): wait for more retries than that.
+      const tries = () => worker.logs.lines.filter((line) => line.includes("database unavailable: the job waits")).length;
+      await new Promise<void>((resolve) => {
+        const check = setInterval(() => tries() >= 9 && (clearInterval(check), resolve()), 50);
+      });
+      const queue = new Queue("jobs", { connection: { url: REDIS_URL }, prefix: api.config.queuePrefix });
+      try {
+        expect((await queue.getJob(id))?.attemptsMade).toBe(0);
+      } finally {
+        await queue.close();
+      }
+      await proxy.restore();
+      const done = await waitForStatus(api, id, "COMPLETED");
+      expect(done.asyncResponse?.errorCode).toBeNull();
+    } finally {
+      await worker.stop();
+      await proxy.close();
+      await api.stop();
     }
   });
 });

@@ -15,6 +15,8 @@ import { originOf, type DeliverySlots } from "./delivery-slots.js";
 import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
+import { isDependencyDown } from "../shared/errors.js";
+import { DEPENDENCY_RETRY_MS } from "./run-action.js";
 import type { Clock } from "../shared/clock.js";
 
 /** The first 16 KiB of a receiver's answer are kept with the attempt. */
@@ -167,6 +169,52 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     return { status, retryAt, current };
   }
 
+  async function processOnce(job: Job<DeliverCallbackJob>, token?: string): Promise<void> {
+    const { requestId, series, offset } = job.data;
+    const row = await statements.getById(requestId);
+    if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
+    const origin = originOf(row.callbackUrl);
+    if (slots.waitingFor(origin) >= deps.originBacklog) {
+      await job.moveToDelayed(Date.now() + deps.originBackoffMs, token);
+      throw new DelayedError();
+    }
+    const attempt = offset + job.attemptsMade + 1;
+    const release = await slots.acquire(origin);
+    let outcome: AttemptOutcome;
+    try {
+      outcome = await attemptOnce(row, attempt, release);
+    } finally {
+      release(); // once: a no-op when the attempt already gave the slot back
+    }
+    if (outcome.current && outcome.status === "RETRYING") {
+      throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
+    }
+    // An exhausted series is a failed job, so queue counts (`ricochet queues`) show it as one.
+    if (outcome.current && outcome.status === "EXHAUSTED") throw new UnrecoverableError(`callback EXHAUSTED after ${attempt} attempts`);
+  }
+
+  function deliverNow(row: AsyncRequestRow): boolean {
+    const release = slots.tryAcquire(originOf(row.callbackUrl!));
+    if (!release) return false;
+    const lease = deps.leases.hold(row.id, row.callbackSeries);
+    const work = attemptOnce(row, 1, release)
+      .finally(release)
+      .then(async (outcome) => {
+        if (!outcome.current || outcome.status !== "RETRYING") return;
+        const delayMs = Math.max(0, outcome.retryAt! - Date.now());
+        await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs });
+      })
+      .catch((error: unknown) =>
+        deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
+      )
+      .finally(() => {
+        lease();
+        inline.delete(work);
+      });
+    inline.add(work);
+    return true;
+  }
+
   return {
     /** Told after every recorded attempt (tests wait on it instead of sleeping). */
     events,
@@ -178,27 +226,15 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
      * slow receiver cannot fill this worker with its jobs.
      */
     async processJob(job: Job<DeliverCallbackJob>, token?: string): Promise<void> {
-      const { requestId, series, offset } = job.data;
-      const row = await statements.getById(requestId);
-      if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
-      const origin = originOf(row.callbackUrl);
-      if (slots.waitingFor(origin) >= deps.originBacklog) {
-        await job.moveToDelayed(Date.now() + deps.originBackoffMs, token);
+      try {
+        await processOnce(job, token);
+      } catch (error) {
+        // The database is away (reading the row, or recording an attempt made meanwhile): wait and
+        // try again without spending one of the series' attempts; an unrecorded attempt is repeated.
+        if (!isDependencyDown(error)) throw error;
+        await job.moveToDelayed(Date.now() + DEPENDENCY_RETRY_MS, token);
         throw new DelayedError();
       }
-      const attempt = offset + job.attemptsMade + 1;
-      const release = await slots.acquire(origin);
-      let outcome: AttemptOutcome;
-      try {
-        outcome = await attemptOnce(row, attempt, release);
-      } finally {
-        release(); // once: a no-op when the attempt already gave the slot back
-      }
-      if (outcome.current && outcome.status === "RETRYING") {
-        throw new RetryAt(`attempt ${attempt} of ${schedule.totalAttempts} failed`, outcome.retryAt!);
-      }
-      // An exhausted series is a failed job, so queue counts (`ricochet queues`) show it as one.
-      if (outcome.current && outcome.status === "EXHAUSTED") throw new UnrecoverableError(`callback EXHAUSTED after ${attempt} attempts`);
     },
 
     /**
@@ -206,27 +242,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
      * false when none is (the caller enqueues it instead). A failure schedules the retries as a
      * job, resuming the series after this attempt.
      */
-    deliverNow(row: AsyncRequestRow): boolean {
-      const release = slots.tryAcquire(originOf(row.callbackUrl!));
-      if (!release) return false;
-      const lease = deps.leases.hold(row.id, row.callbackSeries);
-      const work = attemptOnce(row, 1, release)
-        .finally(release)
-        .then(async (outcome) => {
-          if (!outcome.current || outcome.status !== "RETRYING") return;
-          const delayMs = Math.max(0, outcome.retryAt! - Date.now());
-          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs });
-        })
-        .catch((error: unknown) =>
-          deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
-        )
-        .finally(() => {
-          lease();
-          inline.delete(work);
-        });
-      inline.add(work);
-      return true;
-    },
+    deliverNow,
 
     /** Waits for the first attempts in flight (shutdown). */
     drain: async () => {

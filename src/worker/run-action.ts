@@ -6,6 +6,7 @@ import type { ActionThreadPool } from "../core/actions/thread-pool.js";
 import { ActionError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
 import type { Lifecycle } from "../core/lifecycle.js";
 import type { Clock } from "../shared/clock.js";
+import { isDependencyDown } from "../shared/errors.js";
 import type { RunActionJob } from "../shared/queues.js";
 
 export type RunActionDeps = {
@@ -33,13 +34,25 @@ export class WorkerShutdown extends Error {
 /**
  * Runs one request: claim (one statement), the action, finish (one statement). Every state
  * change is conditional, so a request cancelled or finished by someone else is left alone.
- * Errors thrown from here are infrastructure errors (the database unreachable): BullMQ retries
- * the job and the action runs again.
+ * While the database is unreachable, the job waits in the queue and tries again shortly, without
+ * using one of its attempts: an outage of any length turns into a delay, never a failure. Other
+ * errors thrown from here are retried by BullMQ (its attempts), and the action runs again.
  */
 export function createRunAction(deps: RunActionDeps, running: Map<string, AbortController>) {
   const { lifecycle, catalog, clock } = deps;
 
   return async function runAction(job: Job<RunActionJob>, token?: string): Promise<void> {
+    try {
+      await runOnce(job, token);
+    } catch (error) {
+      if (!isDependencyDown(error)) throw error;
+      deps.logger.warn({ asyncRequestId: job.data.requestId, err: error }, "database unavailable: the job waits and tries again, using no attempt");
+      await job.moveToDelayed(Date.now() + DEPENDENCY_RETRY_MS, token);
+      throw new DelayedError();
+    }
+  };
+
+  async function runOnce(job: Job<RunActionJob>, token?: string): Promise<void> {
     const id = job.data.requestId;
     // Registered before RUNNING is written, so a cancel that races the start still aborts us.
     const controller = new AbortController();
@@ -100,8 +113,11 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     } finally {
       running.delete(id);
     }
-  };
+  }
 }
+
+/** How soon a job that found the database unreachable tries again. */
+export const DEPENDENCY_RETRY_MS = 1_000;
 
 /**
  * An action on the event loop gets its time limit as an abort of its signal; if it does not stop
