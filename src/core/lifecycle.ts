@@ -1,5 +1,5 @@
 import type { Logger } from "pino";
-import { keyOf, newRequestRow, type ClaimOutcome, type FinalFields, type IdempotencyRecord, type LifecycleStatements, type NewRequest } from "../db/lifecycle.js";
+import { keyOf, newRequestRow, type ClaimOutcome, type FinalFields, type FinishItem, type IdempotencyRecord, type LifecycleStatements, type NewRequest } from "../db/lifecycle.js";
 import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { PubSub } from "../infra/pubsub.js";
@@ -139,6 +139,27 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
   });
 
+  // Claims and finishes are batched like submits: many jobs that start or end together share one
+  // statement, so a tenant's counters move once per batch, not once per job (one hot row less).
+  const claims = createBatcher<string, ClaimOutcome | "again">({
+    maxBatch: deps.batch.maxRows,
+    maxConcurrentFlushes: deps.batch.maxConcurrentFlushes,
+    async flush(ids) {
+      const first = firstOfEach(ids, (id) => id);
+      const outcomes = await statements.claimMany(ids.filter((_, i) => first[i]), deps.defaults.maxConcurrent, clock.now());
+      return ids.map((id, i) => (first[i] ? outcomes.get(id)! : "again"));
+    },
+  });
+  const finishes = createBatcher<FinishItem, (AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined | "again">({
+    maxBatch: deps.batch.maxRows,
+    maxConcurrentFlushes: deps.batch.maxConcurrentFlushes,
+    async flush(items) {
+      const first = firstOfEach(items, (item) => item.id);
+      const rows = await statements.finishMany(items.filter((_, i) => first[i]));
+      return items.map((item, i) => (first[i] ? rows.get(item.id) : "again"));
+    },
+  });
+
   async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<AsyncRequestRow | undefined> {
     // An action's result obeys the same storage rule as a client's input (an upstream's body may
     // hold NUL): such a result would fail the write on every retry, so the request fails instead.
@@ -147,7 +168,9 @@ export function createLifecycle(deps: LifecycleDeps) {
       status = "FAILED";
       fields = { errorCode: "RESULT_NOT_STORABLE", errorDesc: `The action's result cannot be stored: ${unstorable.path} ${unstorable.message}` };
     }
-    const row = await statements.finish(id, status, clock.now(), fields);
+    let row: (AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined | "again";
+    do row = await finishes.add({ id, to: status, at: clock.now(), fields });
+    while (row === "again");
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });
     // The callback's first attempt: made here at once when this process delivers callbacks and
@@ -183,7 +206,9 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     /** QUEUED → RUNNING within the tenant's running limit, in one statement. */
     async claim(id: string): Promise<ClaimOutcome> {
-      const claimed = await statements.claim(id, deps.defaults.maxConcurrent, clock.now());
+      let claimed: ClaimOutcome | "again";
+      do claimed = await claims.add(id);
+      while (claimed === "again");
       if (claimed.kind === "claimed") void events.publishStatus({ id, status: "RUNNING" });
       return claimed;
     },
@@ -202,9 +227,15 @@ export function createLifecycle(deps: LifecycleDeps) {
 
     setProgress: (id: string, percent: number) => statements.setProgress(id, percent, clock.now()),
 
-    /** Waits for the submits already handed in (shutdown). */
-    drain: () => submits.drain(),
+    /** Waits for the submits, claims and finishes already handed in (shutdown). */
+    drain: () => Promise.all([submits.drain(), claims.drain(), finishes.drain()]).then(() => undefined),
   };
 }
 
 export type Lifecycle = ReturnType<typeof createLifecycle>;
+
+/** For each item, whether it is the first with its key: a batch statement takes each row once. */
+function firstOfEach<T>(items: readonly T[], key: (item: T) => string): boolean[] {
+  const seen = new Set<string>();
+  return items.map((item) => !seen.has(key(item)) && Boolean(seen.add(key(item))));
+}

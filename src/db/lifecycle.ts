@@ -125,48 +125,88 @@ counted AS (
 )
 SELECT id FROM gone`;
 
-/** QUEUED → RUNNING within the tenant's running limit; RUNNING → RUNNING is a re-run after a crash. */
+/**
+ * Claims a batch: QUEUED → RUNNING for as many of each tenant's requests (in the batch's order)
+ * as its running limit still allows; RUNNING → RUNNING is a re-run after a crash, which keeps its
+ * slot. Rows are locked in id order, tenant rows in tenant order, so batches never deadlock.
+ */
 const CLAIM = `
-WITH req AS (
-  SELECT id, tenant_id, status FROM async_requests WHERE id = $1 AND status IN ('QUEUED', 'RUNNING') FOR UPDATE
+WITH input AS (
+  SELECT x.id, x.ord FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, ord int)
 ),
-slot AS (
-  UPDATE tenants t SET queued_count = t.queued_count - 1, running_count = t.running_count + 1
-  FROM req
-  WHERE req.status = 'QUEUED' AND t.id = req.tenant_id AND t.running_count < coalesce(t.max_concurrent, $2::int)
-  RETURNING t.id
+req AS (
+  SELECT r.id, r.tenant_id, r.status, i.ord FROM async_requests r JOIN input i ON i.id = r.id
+  WHERE r.status IN ('QUEUED', 'RUNNING')
+  ORDER BY r.id
+  FOR UPDATE OF r
+),
+queued AS (
+  SELECT id, tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY ord) AS rank FROM req WHERE status = 'QUEUED'
+),
+want AS (SELECT tenant_id, count(*)::int AS n FROM queued GROUP BY tenant_id),
+locked AS (
+  SELECT t.id, least(w.n, greatest(0, coalesce(t.max_concurrent, $2::int) - t.running_count)) AS n
+  FROM tenants t JOIN want w ON w.tenant_id = t.id
+  ORDER BY t.id
+  FOR UPDATE OF t
+),
+slots AS (
+  UPDATE tenants t SET queued_count = t.queued_count - l.n, running_count = t.running_count + l.n
+  FROM locked l WHERE t.id = l.id AND l.n > 0
+  RETURNING t.id, l.n
+),
+go AS (
+  SELECT id FROM req WHERE status = 'RUNNING'
+  UNION ALL
+  SELECT q.id FROM queued q JOIN slots s ON s.id = q.tenant_id AND q.rank <= s.n
 ),
 claimed AS (
   UPDATE async_requests r SET status = 'RUNNING', started_at = $3::timestamptz, runs = r.runs + 1, updated_at = $3::timestamptz
-  FROM req WHERE r.id = req.id AND (req.status = 'RUNNING' OR EXISTS (SELECT 1 FROM slot))
+  FROM go WHERE r.id = go.id
   RETURNING r.*
 )
-SELECT req.status AS prior_status, claimed.* FROM req LEFT JOIN claimed ON true`;
+SELECT req.id AS req_id, claimed.* FROM req LEFT JOIN claimed ON claimed.id = req.id`;
 
-/** Any status → a final one, opening the first callback series (exactly once) and freeing the slot. */
+/**
+ * Finishes a batch: each request to its final status if its current status allows it, opening
+ * its first callback series (exactly once), and each tenant's counters move once for the batch.
+ */
 const FINISH = `
-WITH prev AS (
-  SELECT id, tenant_id, status FROM async_requests
-  WHERE id = $1 AND status = ANY (string_to_array($2::text, ',')) FOR UPDATE
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, allowed text, status text, at timestamptz,
+    result jsonb, error_code text, error_desc text, error_details jsonb, progress int)
+),
+prev AS (
+  SELECT r.id, r.tenant_id, r.status FROM async_requests r JOIN input i ON i.id = r.id
+  WHERE r.status = ANY (string_to_array(i.allowed, ','))
+  ORDER BY r.id
+  FOR UPDATE OF r
 ),
 done AS (
   UPDATE async_requests r SET
-    status = $3::text, finished_at = $4::timestamptz, updated_at = $4::timestamptz,
-    result = $5::text::jsonb, error_code = $6::text, error_desc = $7::text,
-    error_details = coalesce($8::text::jsonb, '[]'::jsonb), progress = coalesce($9::int, r.progress),
+    status = i.status, finished_at = i.at, updated_at = i.at,
+    result = i.result, error_code = i.error_code, error_desc = i.error_desc,
+    error_details = coalesce(i.error_details, '[]'::jsonb), progress = coalesce(i.progress, r.progress),
     callback_status = CASE WHEN r.callback_url IS NULL THEN NULL ELSE 'PENDING' END,
     callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END,
-    callback_updated_at = $4::timestamptz
-  FROM prev WHERE r.id = prev.id
-  RETURNING r.*, prev.status AS prior_status
+    callback_updated_at = i.at
+  FROM prev p JOIN input i ON i.id = p.id
+  WHERE r.id = p.id
+  RETURNING r.*, p.status AS prior_status
 ),
+deltas AS (
+  SELECT tenant_id, count(*) FILTER (WHERE prior_status = 'QUEUED')::int AS q, count(*) FILTER (WHERE prior_status = 'RUNNING')::int AS rn
+  FROM done GROUP BY tenant_id
+),
+locked AS (SELECT t.id FROM tenants t JOIN deltas d ON d.tenant_id = t.id ORDER BY t.id FOR UPDATE OF t),
 counted AS (
-  UPDATE tenants t SET
-    queued_count = t.queued_count - CASE WHEN d.prior_status = 'QUEUED' THEN 1 ELSE 0 END,
-    running_count = t.running_count - CASE WHEN d.prior_status = 'RUNNING' THEN 1 ELSE 0 END
-  FROM done d WHERE t.id = d.tenant_id
+  UPDATE tenants t SET queued_count = t.queued_count - d.q, running_count = t.running_count - d.rn
+  FROM deltas d JOIN locked l ON l.id = d.tenant_id
+  WHERE t.id = d.tenant_id
 )
 SELECT * FROM done`;
+
+export type FinishItem = { id: string; to: AsyncRequestStatus; at: Date; fields: FinalFields };
 
 const RECORD_ATTEMPTS = `
 WITH a AS (
@@ -263,27 +303,38 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
       return new Set(gone.map((row) => row.id));
     },
 
+    /** Claims a batch of requests (ids distinct); each id's outcome. */
+    async claimMany(ids: string[], defaultMaxConcurrent: number, at: Date): Promise<Map<string, ClaimOutcome>> {
+      const rows = await sql.query<RawRow & { req_id: string }>(CLAIM, [json(ids.map((id, ord) => ({ id, ord }))), defaultMaxConcurrent, at.toISOString()]);
+      const outcomes = new Map<string, ClaimOutcome>(ids.map((id) => [id, { kind: "gone" }]));
+      for (const row of rows) outcomes.set(row.req_id, row.id === null ? { kind: "at-limit" } : { kind: "claimed", row: toRow(row) });
+      return outcomes;
+    },
+
     async claim(id: string, defaultMaxConcurrent: number, at: Date): Promise<ClaimOutcome> {
-      const [row] = await sql.query<RawRow & { prior_status: string }>(CLAIM, [id, defaultMaxConcurrent, at.toISOString()]);
-      if (!row) return { kind: "gone" };
-      if (row.id === null) return { kind: "at-limit" };
-      return { kind: "claimed", row: toRow(row) };
+      return (await this.claimMany([id], defaultMaxConcurrent, at)).get(id)!;
+    },
+
+    /** Finishes a batch of requests (ids distinct); the rows that moved, by id. */
+    async finishMany(items: FinishItem[]): Promise<Map<string, AsyncRequestRow & { priorStatus: AsyncRequestStatus }>> {
+      const records = items.map(({ id, to, at, fields }) => ({
+        id,
+        allowed: allowedPredecessors(to).join(","),
+        status: to,
+        at: at.toISOString(),
+        result: fields.result ?? null,
+        error_code: fields.errorCode ?? null,
+        error_desc: fields.errorDesc ?? null,
+        error_details: fields.errorDetails ?? null,
+        progress: fields.progress ?? null,
+      }));
+      const rows = await sql.query<RawRow & { prior_status: AsyncRequestStatus }>(FINISH, [json(records)]);
+      return new Map(rows.map((row) => [row.id, { ...toRow(row), priorStatus: row.prior_status }]));
     },
 
     /** Moves a request to a final status if its current status allows it; undefined when not. */
     async finish(id: string, to: AsyncRequestStatus, at: Date, fields: FinalFields): Promise<(AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined> {
-      const [row] = await sql.query<RawRow & { prior_status: AsyncRequestStatus }>(FINISH, [
-        id,
-        allowedPredecessors(to).join(","),
-        to,
-        at.toISOString(),
-        fields.result === undefined ? null : json(fields.result),
-        fields.errorCode ?? null,
-        fields.errorDesc ?? null,
-        fields.errorDetails === undefined ? null : json(fields.errorDetails),
-        fields.progress ?? null,
-      ]);
-      return row && { ...toRow(row), priorStatus: row.prior_status };
+      return (await this.finishMany([{ id, to, at, fields }])).get(id);
     },
 
     async setProgress(id: string, percent: number, at: Date): Promise<void> {
