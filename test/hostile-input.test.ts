@@ -33,6 +33,15 @@ describe("hostile input on submit and token endpoints", () => {
     expect(await rows()).toBe(before);
   });
 
+  it("refuses input past an action's declared limits (echo's data: 256 KiB of JSON)", async () => {
+    const before = await rows();
+    const response = await post(JSON.stringify({ action: "echo", input: { data: "x".repeat(300 * 1024) } }));
+    expect(response.status).toBe(422);
+    const problem = (await response.json()) as { errors: { path: string; message: string }[] };
+    expect(problem.errors).toContainEqual({ path: "input.data", message: "must be at most 262144 bytes of JSON" });
+    expect(await rows()).toBe(before);
+  });
+
   it("stores what is valid: emoji, combining marks, a surrogate pair, 64 levels", async () => {
     const response = await post(JSON.stringify({ action: "echo", input: { data: ["😀", "e\u0301", "\ud83d\ude00", JSON.parse(deep(60))] } }));
     expect(response.status).toBe(202);

@@ -1,9 +1,16 @@
 import { z } from "zod";
 import { ActionError, defineAction, sleep } from "./types.js";
 
+/** Input limits, declared with the schema (GET /api/v1/actions shows them). */
+const ECHO_DATA_MAX = 256 * 1024;
+
 const input = z
   .object({
-    data: z.unknown().optional().describe("Returned as it is"),
+    data: z
+      .unknown()
+      .optional()
+      .refine((value) => value === undefined || JSON.stringify(value).length <= ECHO_DATA_MAX, { message: `must be at most ${ECHO_DATA_MAX} bytes of JSON` })
+      .describe(`Returned as it is; at most ${ECHO_DATA_MAX} bytes of JSON`),
     delayMs: z.number().int().min(0).max(3_600_000).default(0).describe("Wait this long before answering"),
     steps: z.number().int().min(1).max(100).default(1).describe("Report progress this many times while waiting"),
     fail: z

@@ -15,19 +15,28 @@ export function createHttpAction(upstreams: readonly string[]) {
     .object({
       url: z
         .string()
+        .max(2048)
         .url()
         .refine((url) => URL.canParse(url) && allowed.some((base) => new URL(url).toString().startsWith(base)), {
           message: `must start with one of the allowed upstreams: ${allowed.join(", ")}`,
         }),
       method: z.enum(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"]).default("GET"),
-      query: z.record(z.string(), z.string()).default({}),
-      headers: z
-        .record(z.string(), z.string())
+      query: z
+        .record(z.string().max(256), z.string().max(2048))
         .default({})
+        .refine((query) => Object.keys(query).length <= 50, { message: "at most 50 parameters" }),
+      headers: z
+        .record(z.string().max(256), z.string().max(8192))
+        .default({})
+        .refine((headers) => Object.keys(headers).length <= 50, { message: "at most 50 headers" })
         .refine((headers) => Object.keys(headers).every((name) => !FORBIDDEN_HEADERS.has(name.toLowerCase())), {
           message: `may not set ${[...FORBIDDEN_HEADERS].join(", ")}`,
         }),
-      body: z.unknown().optional().describe("Sent as JSON, or as it is when it is a string"),
+      body: z
+        .unknown()
+        .optional()
+        .refine((body) => body === undefined || (typeof body === "string" ? body : JSON.stringify(body)).length <= 1024 * 1024, { message: "must be at most 1 MiB" })
+        .describe("Sent as JSON, or as it is when it is a string; at most 1 MiB"),
     })
     .strict();
 
