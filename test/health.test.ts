@@ -52,7 +52,10 @@ describe("/metrics", () => {
       expect((await guarded.rawRequest("/metrics", { headers: { authorization: "Bearer wrong-token-000000000" } })).status).toBe(401);
       const scraped = await guarded.rawRequest("/metrics", { headers: { authorization: `Bearer ${token}` } });
       expect(scraped.status).toBe(200);
-      expect(await scraped.text()).toContain("ricochet_callback_attempts_total");
+      const text = await scraped.text();
+      expect(text).toContain("ricochet_callback_attempts_total");
+      // Event-loop delay, the symptom of work that blocks the service.
+      expect(text).toMatch(/^ricochet_process_nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
       expect((await guarded.rawRequest("/healthz")).status).toBe(200); // health stays open for probes
     } finally {
       await guarded.stop();
