@@ -88,7 +88,7 @@ export const SubmitBodySchema = z
         if (JSON.stringify(value).length > METADATA_MAX_BYTES) ctx.addIssue({ code: "custom", message: `must be at most ${METADATA_MAX_BYTES} bytes of JSON` });
       })
       .optional()
-      .openapi({ description: "Your own data, returned with the request", example: { orderId: "A-17" } }),
+      .openapi({ description: `Your own data, returned with the request: an object of at most ${METADATA_MAX_BYTES} bytes of JSON, nesting at most ${MAX_JSON_DEPTH} levels`, example: { orderId: "A-17" } }),
   })
   .strict()
   .openapi("SubmitAsyncRequest");
