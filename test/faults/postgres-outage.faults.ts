@@ -61,7 +61,9 @@ describe("fault: PostgreSQL unavailable under load", () => {
     const inWindow = (sentAt: number, at: number) => faults.some((f) => at >= f.start && sentAt <= f.end + KNOBS.recoverySlackMs);
     const outside = refusals.filter((r) => !inWindow(r.sentAt, r.at));
     const byFault = faults.map((f, i) => refusals.filter((r) => r.at >= f.start && r.at < (faults[i + 1]?.start ?? Infinity)).length);
-    const runRetries = cluster.countInOutput("run attempt failed", "worker");
+    // A job that meets the database away waits and retries without using an attempt (its log line
+    // says so); "run attempt failed" would mean an attempt was spent.
+    const runRetries = cluster.countInOutput("database unavailable: the job waits", "worker");
     const recordRetries = cluster.countInOutput("could not be made or recorded", "worker");
     const crashes = faults.filter((f) => f.kind === "crash");
     // How far up BullMQ's retry ladder (RUN_ACTION_JOB_OPTIONS: 8 attempts, exponential from 1 s) jobs climbed.
@@ -77,14 +79,14 @@ describe("fault: PostgreSQL unavailable under load", () => {
       settleMs: Math.max(KNOBS.settleMs, 3 * KNOBS.pgLongOutageMs + 30_000),
       notes: () => [
         `same API pid ${api.child.pid} and worker pid ${worker.child.pid} throughout`,
-        `worker retried ${runRetries} job runs (highest attempt ${highestAttempt}/8) and resumed ${recordRetries} first deliveries`,
+        `worker retried ${runRetries} job runs without spending attempts (highest attempt spent: ${highestAttempt}/8) and resumed ${recordRetries} first deliveries`,
         `backends ended per termination: ${terminated.join("/")}`,
       ],
       details: [
         `outages (down → accepting again): ${crashes.map((f) => ((f.end - f.start) / 1000).toFixed(1)).join(", ")} s`,
         `503s per fault (crashes, then terminations): ${byFault.join(", ")}`,
         `503s outside a fault window (+${KNOBS.recoverySlackMs / 1000} s): ${outside.length}`,
-        `worker log "run attempt failed": ${runRetries} (highest failed attempt of one job: ${highestAttempt} of 8); "first callback attempt could not be made or recorded": ${recordRetries}`,
+        `worker log "database unavailable: the job waits": ${runRetries}; highest attempt spent by one job ("run attempt failed"): ${highestAttempt} of 8; "first callback attempt could not be made or recorded": ${recordRetries}`,
       ],
     });
     expect(refusals.length, "the outages were seen by clients").toBeGreaterThan(0);
@@ -95,5 +97,6 @@ describe("fault: PostgreSQL unavailable under load", () => {
     expect(cluster.alive("worker").map((t) => t.pid)).toEqual([worker.child.pid]);
     expect(counts.lost).toBe(0);
     expect(runRetries, "the worker retried writes that failed while the database was away").toBeGreaterThan(0);
+    expect(highestAttempt, "an outage spends no job attempt").toBe(0);
   });
 });
