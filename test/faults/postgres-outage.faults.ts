@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanupStack, KNOBS } from "./harness.js";
 import { startPrivatePostgres, until } from "./infra.js";
-import { finishScenario, setUpScenario } from "./scenario.js";
-import { startTraffic } from "./traffic.js";
+import { finishScenario, setUpScenario, startServiceWithTraffic } from "./scenario.js";
 
 type Fault = { kind: "crash" | "terminate"; start: number; end: number };
 
@@ -17,19 +16,8 @@ describe("fault: PostgreSQL unavailable under load", () => {
     const database = "ricochet_faults";
     await postgres.admin((client) => client.query(`CREATE DATABASE ${database}`));
     const ctx = await setUpScenario(cleanup, { databaseUrl: postgres.url(database) });
-    const { cluster, receiver } = ctx;
-    const api = await cluster.spawn("api");
-    const worker = await cluster.spawn("worker");
-    const client = await cluster.createClient();
-    receiver.useSecret(client.webhookSecret);
-
-    const traffic = startTraffic({
-      url: () => cluster.apiUrl,
-      token: client.token,
-      ratePerSecond: KNOBS.rate,
-      body: (n) => ({ action: "echo", input: { data: n, delayMs: 100 }, callbackUrl: receiver.url() }),
-    });
-    cleanup.add("stop the traffic", () => traffic.stop());
+    const { cluster } = ctx;
+    const { api, worker, traffic } = await startServiceWithTraffic(ctx, cleanup, { delayMs: 100 });
     await traffic.waitFor("60 accepted before the first fault", () => traffic.accepted.size >= 60);
 
     const faults: Fault[] = [];

@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanupStack, describeMap, KNOBS } from "./harness.js";
 import { startPersistentRedis, until } from "./infra.js";
-import { finishScenario, setUpScenario } from "./scenario.js";
-import { startTraffic } from "./traffic.js";
+import { finishScenario, setUpScenario, startServiceWithTraffic } from "./scenario.js";
 
 describe("fault: Redis killed with SIGKILL under load and restarted", () => {
   const cleanup = cleanupStack();
@@ -13,19 +12,8 @@ describe("fault: Redis killed with SIGKILL under load and restarted", () => {
     const redis = await startPersistentRedis();
     cleanup.add("stop the private Redis and remove its directory", () => redis.destroy());
     const ctx = await setUpScenario(cleanup, { redisUrl: redis.url });
-    const { cluster, receiver } = ctx;
-    const api = await cluster.spawn("api");
-    const worker = await cluster.spawn("worker");
-    const client = await cluster.createClient();
-    receiver.useSecret(client.webhookSecret);
-
-    const traffic = startTraffic({
-      url: () => cluster.apiUrl,
-      token: client.token,
-      ratePerSecond: KNOBS.rate,
-      body: (n) => ({ action: "echo", input: { data: n, delayMs: 100 }, callbackUrl: receiver.url() }),
-    });
-    cleanup.add("stop the traffic", () => traffic.stop());
+    const { cluster } = ctx;
+    const { api, worker, traffic } = await startServiceWithTraffic(ctx, cleanup, { delayMs: 100 });
     await traffic.waitFor("60 accepted before the fault", () => traffic.accepted.size >= 60);
 
     const outages: { killedAt: number; upAt: number }[] = [];

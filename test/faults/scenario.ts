@@ -3,7 +3,8 @@ import { createTestDatabase } from "../helpers/db.js";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "../helpers/redis.js";
 import { cleanupStack, count, countingPool, recordRow, serviceEnv, settle, standardNotes, startCluster, type Counts, type Settlement } from "./harness.js";
 import { startCountingReceiver } from "./receiver.js";
-import type { Traffic } from "./traffic.js";
+import { KNOBS } from "./knobs.js";
+import { startTraffic, type Traffic } from "./traffic.js";
 
 export type Cleanup = ReturnType<typeof cleanupStack>;
 
@@ -33,6 +34,26 @@ export async function setUpScenario(
   const pool = countingPool(databaseUrl);
   cleanup.add("close the counting pool", () => pool.end());
   return { databaseUrl, redisUrl, prefix, receiver, cluster, pool };
+}
+
+/**
+ * The usual stack under load: an `api` and a `worker` process, a client whose webhook secret the
+ * receiver checks, and `echo` submits with a callback at KNOBS.rate (stopped by `cleanup`).
+ */
+export async function startServiceWithTraffic(ctx: Awaited<ReturnType<typeof setUpScenario>>, cleanup: Cleanup, echo: { delayMs?: number } = {}) {
+  const { cluster, receiver } = ctx;
+  const api = await cluster.spawn("api");
+  const worker = await cluster.spawn("worker");
+  const client = await cluster.createClient();
+  receiver.useSecret(client.webhookSecret);
+  const traffic = startTraffic({
+    url: () => cluster.apiUrl,
+    token: client.token,
+    ratePerSecond: KNOBS.rate,
+    body: (n) => ({ action: "echo", input: { data: n, ...echo }, callbackUrl: receiver.url() }),
+  });
+  cleanup.add("stop the traffic", () => traffic.stop());
+  return { api, worker, client, traffic };
 }
 
 /** RUNNING requests claimed since `since` (a run on the current worker). */

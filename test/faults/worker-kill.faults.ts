@@ -1,8 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { cleanupStack, KNOBS } from "./harness.js";
 import { until } from "./infra.js";
-import { finishScenario, runningSince, setUpScenario } from "./scenario.js";
-import { startTraffic } from "./traffic.js";
+import { finishScenario, runningSince, setUpScenario, startServiceWithTraffic } from "./scenario.js";
 
 describe("fault: a worker killed with SIGKILL under load", () => {
   const cleanup = cleanupStack();
@@ -11,19 +10,10 @@ describe("fault: a worker killed with SIGKILL under load", () => {
   it("1. worker kill -9 mid-action, repeated, a new worker after each kill: nothing accepted is lost", async () => {
     const startedAt = Date.now();
     const ctx = await setUpScenario(cleanup);
-    const { cluster, receiver, pool } = ctx;
-    await cluster.spawn("api");
-    let worker = await cluster.spawn("worker");
-    const client = await cluster.createClient();
-    receiver.useSecret(client.webhookSecret);
-
-    const traffic = startTraffic({
-      url: () => cluster.apiUrl,
-      token: client.token,
-      ratePerSecond: KNOBS.rate,
-      body: (n) => ({ action: "echo", input: { data: n, delayMs: 500 }, callbackUrl: receiver.url() }),
-    });
-    cleanup.add("stop the traffic", () => traffic.stop());
+    const { cluster, pool } = ctx;
+    const started = await startServiceWithTraffic(ctx, cleanup, { delayMs: 500 });
+    const { traffic } = started;
+    let { worker } = started;
 
     const runningAtKill: number[] = [];
     for (let kill = 0; kill < KNOBS.kills; kill++) {
@@ -56,18 +46,9 @@ describe("fault: a worker killed with SIGKILL under load", () => {
     const startedAt = Date.now();
     const ctx = await setUpScenario(cleanup, { holdMs: 300 });
     const { cluster, receiver } = ctx;
-    await cluster.spawn("api");
-    let worker = await cluster.spawn("worker");
-    const client = await cluster.createClient();
-    receiver.useSecret(client.webhookSecret);
-
-    const traffic = startTraffic({
-      url: () => cluster.apiUrl,
-      token: client.token,
-      ratePerSecond: KNOBS.rate,
-      body: (n) => ({ action: "echo", input: { data: n }, callbackUrl: receiver.url() }),
-    });
-    cleanup.add("stop the traffic", () => traffic.stop());
+    const started = await startServiceWithTraffic(ctx, cleanup);
+    const { traffic } = started;
+    let { worker } = started;
 
     const holdingAtKill: number[] = [];
     for (let kill = 0; kill < KNOBS.kills; kill++) {
