@@ -1,7 +1,9 @@
+import { readFileSync } from "node:fs";
 import ipaddr from "ipaddr.js";
 import { z } from "zod";
 import { DEFAULT_CALLBACK_RETRY_DELAYS, parseRetryDelays } from "./core/callback-schedule.js";
 import { parseDuration } from "./shared/duration.js";
+import type { RedisNode, RedisTarget } from "./infra/redis.js";
 
 export { parseDuration };
 
@@ -44,6 +46,25 @@ function isNetworkOrHost(entry: string): boolean {
   return ipaddr.isValid(entry) || /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(entry);
 }
 
+/** `host:port,host:port` (IPv6 as `[::1]:6379`). */
+const redisNodes = z.string().transform((text, ctx) => {
+  const nodes: RedisNode[] = [];
+  for (const entry of text.split(",").map((item) => item.trim()).filter(Boolean)) {
+    const match = /^(\[[0-9a-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/i.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) {
+      ctx.addIssue({ code: "custom", message: `"${entry}" is not host:port` });
+      return z.NEVER;
+    }
+    nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ""), port });
+  }
+  if (nodes.length === 0) {
+    ctx.addIssue({ code: "custom", message: "names no host:port" });
+    return z.NEVER;
+  }
+  return nodes;
+});
+
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** `worker` mode: serve /metrics, /healthz and /readyz on this port (unset: no HTTP). */
@@ -58,6 +79,20 @@ const envSchema = z.object({
     .string()
     .regex(/^rediss?:\/\//, "must be a redis:// or rediss:// URL")
     .default("redis://127.0.0.1:6379"),
+  /** Redis Cluster: seed nodes (any of the cluster's nodes), instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: redisNodes.optional(),
+  /** Redis Sentinel: the sentinels, instead of REDIS_URL; the primary is REDIS_SENTINEL_NAME. */
+  REDIS_SENTINELS: redisNodes.optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).default("mymaster"),
+  /** The sentinels' own password, when they ask for one. */
+  REDIS_SENTINEL_PASSWORD: z.string().min(1).optional(),
+  /** Cluster nodes' / the Sentinel-managed primary's credentials (with REDIS_URL they go in the URL). */
+  REDIS_USERNAME: z.string().min(1).optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  /** TLS to cluster nodes / the primary and sentinels (with REDIS_URL, use rediss://). */
+  REDIS_TLS: z.enum(["true", "false"]).default("false"),
+  /** A PEM file of the CA that signed Redis's certificate, when it is not a public one. */
+  REDIS_TLS_CA: z.string().min(1).optional(),
   QUEUE_PREFIX: z.string().min(1).default("{ricochet}"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT: bytes.default(1024 * 1024),
@@ -156,6 +191,9 @@ export type Config = {
   host: string;
   databaseUrl: string | undefined;
   dataDir: string;
+  /** Where Redis is: one node (redisUrl), a Cluster, or a Sentinel-managed primary. */
+  redis: RedisTarget;
+  /** The single-node URL (`npm start` may manage a local Redis there); unused in the other modes. */
   redisUrl: string;
   queuePrefix: string;
   logLevel: z.infer<typeof envSchema>["LOG_LEVEL"];
@@ -196,6 +234,48 @@ export type Config = {
   signingSecretCacheTtlMs: number;
 };
 
+type Env = z.infer<typeof envSchema>;
+
+/** One way to reach Redis at a time, and each setting only where it means something. */
+function redisIssues(e: Env, urlGiven: boolean): { path: string[]; message: string }[] {
+  const issues: { path: string[]; message: string }[] = [];
+  const mode = e.REDIS_CLUSTER_NODES ? "REDIS_CLUSTER_NODES" : e.REDIS_SENTINELS ? "REDIS_SENTINELS" : undefined;
+  if (e.REDIS_CLUSTER_NODES && e.REDIS_SENTINELS) {
+    issues.push({ path: ["REDIS_SENTINELS"], message: "cannot be used with REDIS_CLUSTER_NODES: choose a Cluster or a Sentinel-managed primary" });
+  }
+  if (mode && urlGiven) {
+    issues.push({ path: ["REDIS_URL"], message: `cannot be used with ${mode}: set credentials in REDIS_USERNAME/REDIS_PASSWORD and TLS with REDIS_TLS=true` });
+  }
+  if (!mode) {
+    for (const name of ["REDIS_USERNAME", "REDIS_PASSWORD"] as const) {
+      if (e[name]) issues.push({ path: [name], message: "is for REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL put it in the URL (redis://user:password@host:6379)" });
+    }
+    if (e.REDIS_TLS === "true") issues.push({ path: ["REDIS_TLS"], message: "is for REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL use rediss://" });
+  }
+  if (e.REDIS_CLUSTER_NODES && !/\{[^{}]+\}/.test(e.QUEUE_PREFIX)) {
+    // BullMQ's scripts touch several keys of a queue at once: on a Cluster they must share a slot.
+    issues.push({ path: ["QUEUE_PREFIX"], message: `must contain a hash tag on a Redis Cluster, for example {${e.QUEUE_PREFIX.replace(/[{}]/g, "")}}` });
+  }
+  if (e.REDIS_TLS_CA) {
+    try {
+      readFileSync(e.REDIS_TLS_CA, "utf8");
+    } catch (error) {
+      issues.push({ path: ["REDIS_TLS_CA"], message: `cannot be read (${(error as NodeJS.ErrnoException).code ?? "error"})` });
+    }
+  }
+  return issues;
+}
+
+function redisTarget(e: Env): RedisTarget {
+  const tlsCa = e.REDIS_TLS_CA ? readFileSync(e.REDIS_TLS_CA, "utf8") : undefined;
+  const credentials = { username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS === "true", tlsCa };
+  if (e.REDIS_CLUSTER_NODES) return { mode: "cluster", nodes: e.REDIS_CLUSTER_NODES, ...credentials };
+  if (e.REDIS_SENTINELS) {
+    return { mode: "sentinel", sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, sentinelPassword: e.REDIS_SENTINEL_PASSWORD, ...credentials };
+  }
+  return { mode: "single", url: e.REDIS_URL, tlsCa };
+}
+
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
@@ -210,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       if (e.DATABASE_URL && !e.SECRETS_KEY) {
         ctx.addIssue({ code: "custom", path: ["SECRETS_KEY"], message: "is required when DATABASE_URL is set (openssl rand -base64 32)" });
       }
+      for (const issue of redisIssues(e, cleaned.REDIS_URL !== undefined)) ctx.addIssue({ code: "custom", ...issue });
     })
     .safeParse(cleaned);
   if (!parsed.success) {
@@ -225,6 +306,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
+    redis: redisTarget(e),
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,
     logLevel: e.LOG_LEVEL,

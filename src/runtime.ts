@@ -15,7 +15,7 @@ import { tokensRepository } from "./db/tokens.js";
 import { adminService } from "./services/admin.js";
 import { oauthService } from "./services/oauth.js";
 import { createQueues } from "./infra/queues.js";
-import { connectRedis, createRedis, pingWithin, warnAboutRedisSettings } from "./infra/redis.js";
+import { checkRedisTarget, connectRedis, describeRedisTarget, RedisConfigError, createRedis, pingWithin, warnAboutRedisSettings } from "./infra/redis.js";
 import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
@@ -71,18 +71,20 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     }));
   if (!options.database) await database.migrate();
 
-  const redis = createRedis(config.redisUrl, "client");
-  const subscriber = createRedis(config.redisUrl, "subscriber");
-  const workerRedis = roles.worker ? createRedis(config.redisUrl, "worker") : undefined;
+  const redis = createRedis(config.redis, "client");
+  const subscriber = createRedis(config.redis, "subscriber");
+  const workerRedis = roles.worker ? createRedis(config.redis, "worker") : undefined;
   const closeRedis = () => Promise.allSettled([redis, subscriber, workerRedis].map((conn) => conn?.quit()));
   try {
     await Promise.all([connectRedis(redis), connectRedis(subscriber), workerRedis && connectRedis(workerRedis)]);
+    await checkRedisTarget(redis, config.redis);
   } catch (error) {
     redis.disconnect();
     subscriber.disconnect();
     workerRedis?.disconnect();
     if (!options.database) await database.close();
-    throw error;
+    if (error instanceof RedisConfigError) throw error;
+    throw new Error(`Redis (${describeRedisTarget(config.redis)}): ${(error as Error).message}`, { cause: error });
   }
 
   if (roles.worker) await warnAboutRedisSettings(redis, (message, details) => logger.warn(details, message));

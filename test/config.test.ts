@@ -30,6 +30,42 @@ describe("configuration", () => {
     expect(() => loadConfig({ HTTP_ACTION_UPSTREAMS: "not a url" })).toThrow(/HTTP_ACTION_UPSTREAMS/);
   });
 
+  it("reads each Redis deployment, and refuses mixed or half-configured ones with a reason", () => {
+    expect(loadConfig({}).redis).toEqual({ mode: "single", url: "redis://127.0.0.1:6379", tlsCa: undefined });
+    expect(loadConfig({ REDIS_CLUSTER_NODES: "10.0.0.1:7000, [::1]:7001", REDIS_PASSWORD: "pw", REDIS_TLS: "true" }).redis).toMatchObject({
+      mode: "cluster",
+      nodes: [{ host: "10.0.0.1", port: 7000 }, { host: "::1", port: 7001 }],
+      password: "pw",
+      tls: true,
+    });
+    expect(loadConfig({ REDIS_SENTINELS: "s1:26379,s2:26379", REDIS_SENTINEL_NAME: "main", REDIS_SENTINEL_PASSWORD: "spw" }).redis).toMatchObject({
+      mode: "sentinel",
+      sentinels: [{ host: "s1", port: 26379 }, { host: "s2", port: 26379 }],
+      name: "main",
+      sentinelPassword: "spw",
+      tls: false,
+    });
+    const refused = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        return (error as Error).message;
+      }
+      throw new Error(`accepted ${JSON.stringify(env)}`);
+    };
+    expect(refused({ REDIS_CLUSTER_NODES: "a:1", QUEUE_PREFIX: "ricochet" })).toMatch(/QUEUE_PREFIX: must contain a hash tag on a Redis Cluster, for example \{ricochet\}/);
+    expect(refused({ REDIS_CLUSTER_NODES: "a:1", REDIS_URL: "redis://a:1" })).toMatch(/REDIS_URL: cannot be used with REDIS_CLUSTER_NODES/);
+    expect(refused({ REDIS_CLUSTER_NODES: "a:1", REDIS_SENTINELS: "b:2" })).toMatch(/REDIS_SENTINELS: cannot be used with REDIS_CLUSTER_NODES/);
+    expect(refused({ REDIS_CLUSTER_NODES: "a" })).toMatch(/REDIS_CLUSTER_NODES: "a" is not host:port/);
+    expect(refused({ REDIS_SENTINELS: "a:99999" })).toMatch(/REDIS_SENTINELS: "a:99999" is not host:port/);
+    expect(refused({ REDIS_PASSWORD: "pw" })).toMatch(/REDIS_PASSWORD: is for REDIS_CLUSTER_NODES or REDIS_SENTINELS; with REDIS_URL put it in the URL/);
+    expect(refused({ REDIS_TLS: "true" })).toMatch(/REDIS_TLS: .*use rediss:\/\//);
+    expect(refused({ REDIS_TLS_CA: "/nonexistent/ca.pem" })).toMatch(/REDIS_TLS_CA: cannot be read \(ENOENT\)/);
+    // The password is never echoed.
+    expect(refused({ REDIS_PASSWORD: "s3cret-value" })).not.toContain("s3cret-value");
+  });
+
   it("treats empty values as unset", () => {
     expect(loadConfig({ PORT: "", DATABASE_URL: "" })).toMatchObject({ port: 3000, databaseUrl: undefined });
   });

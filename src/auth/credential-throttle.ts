@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../infra/redis.js";
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
 
 /**
@@ -9,7 +9,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from "rate-limite
  * the client id's count. Should Redis be away, counting continues per process in memory.
  */
 export type CredentialThrottleOptions = {
-  redis: Redis;
+  redis: RedisConnection;
   /** Queue prefix: keys live beside the queues' (a hash tag keeps them on one Cluster slot). */
   prefix: string;
   /** Failures per client id in `windowSeconds` before it is refused. */

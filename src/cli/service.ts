@@ -15,7 +15,8 @@ const MODES: Record<string, Roles> = {
 const REDIS_HELP = `Ricochet needs Redis >= 6.2 (with maxmemory-policy noeviction). Either:
   - install it and start it:      redis-server --port 6379
   - or with Docker:               docker compose up -d redis
-  - or point REDIS_URL at one:    REDIS_URL=redis://host:6379 npm start`;
+  - or point REDIS_URL at one:    REDIS_URL=redis://host:6379 npm start
+  - Redis Cluster or Sentinel:    see README: Redis deployments`;
 
 /** Runs the service in one of its modes until SIGTERM/SIGINT. */
 export async function runService(mode: string): Promise<void> {
@@ -38,7 +39,8 @@ export async function runService(mode: string): Promise<void> {
   const logger = createLogger(config.logLevel);
 
   let managedRedis: { stop(): Promise<void> } | undefined;
-  if (!(await redisAnswers(config.redisUrl))) {
+  // A Cluster or Sentinel deployment is never managed: createRuntime reports it unreachable.
+  if (config.redis.mode === "single" && !(await redisAnswers(config.redisUrl, undefined, config.redis.tlsCa))) {
     const loopback = ["127.0.0.1", "localhost", "[::1]", "::1"].includes(new URL(config.redisUrl).hostname);
     const mayManage = mode === "start" && loopback && config.managedRedis === "auto" && redisServerOnPath();
     if (!mayManage) {

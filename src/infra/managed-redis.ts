@@ -4,8 +4,9 @@ import { resolve } from "node:path";
 import { Redis } from "ioredis";
 
 /** True when something answers PING at `url` within `timeoutMs`. */
-export async function redisAnswers(url: string, timeoutMs = 1_500): Promise<boolean> {
-  const redis = new Redis(url, { lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs, maxRetriesPerRequest: 0 });
+export async function redisAnswers(url: string, timeoutMs = 1_500, tlsCa?: string): Promise<boolean> {
+  const tls = url.startsWith("rediss://") ? { tls: tlsCa ? { ca: tlsCa } : {} } : {};
+  const redis = new Redis(url, { ...tls, lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs, maxRetriesPerRequest: 0 });
   redis.on("error", () => {});
   try {
     await redis.connect();

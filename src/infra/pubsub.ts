@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 import type { Logger } from "pino";
 import { cancelChannel, secretRotationChannel, statusChannel, tokenRevocationChannel, type StatusChangeMessage } from "../shared/queues.js";
 
@@ -10,7 +10,7 @@ type Listener = (message: StatusChangeMessage) => void;
  * did. One subscription per process; listeners are kept locally. Delivery is best-effort: every
  * user of it also has a bound that holds without it (timeouts, cache TTL, the database).
  */
-export function createPubSub(deps: { publisher: Redis; subscriber: Redis; prefix: string; logger: Logger }) {
+export function createPubSub(deps: { publisher: RedisConnection; subscriber: RedisConnection; prefix: string; logger: Logger }) {
   const statusListeners = new Map<string, Set<Listener>>();
   const cancelListeners = new Set<(id: string) => void>();
   const revocationListeners = new Set<(digest: string) => void>();

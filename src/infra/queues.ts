@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 import { CALLBACK_BACKOFF, type CallbackSchedule } from "../core/callback-schedule.js";
 import { callbackJobId, type DeliverCallbackJob } from "../shared/callbacks.js";
 import { QUEUE_NAMES, type RunActionJob } from "../shared/queues.js";
@@ -38,7 +38,7 @@ const QUEUE_OPTIONS = { streams: { events: { maxLen: 100 } } };
  * One job per attempt series; its attempts are the series' attempts, spaced by the worker's
  * custom backoff strategy (the callback schedule).
  */
-export function createQueues(connection: Redis, prefix: string, schedule: CallbackSchedule) {
+export function createQueues(connection: RedisConnection, prefix: string, schedule: CallbackSchedule) {
   const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix, ...QUEUE_OPTIONS });
   const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix, ...QUEUE_OPTIONS });
   return {

@@ -1,25 +1,131 @@
-import { Redis, type RedisOptions } from "ioredis";
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
+
+/** Any Redis connection the service uses: one node (also behind Sentinel) or a Cluster. */
+export type RedisConnection = Redis | Cluster;
+
+export type RedisNode = { host: string; port: number };
+
+/** Where Redis is, validated once by the config (see README: Redis deployments). */
+export type RedisTarget =
+  | { mode: "single"; url: string; tlsCa?: string }
+  | { mode: "cluster"; nodes: RedisNode[]; username?: string; password?: string; tls: boolean; tlsCa?: string }
+  | {
+      mode: "sentinel";
+      sentinels: RedisNode[];
+      name: string;
+      sentinelUsername?: string;
+      sentinelPassword?: string;
+      username?: string;
+      password?: string;
+      tls: boolean;
+      tlsCa?: string;
+    };
+
+export type RedisKind = "client" | "worker" | "subscriber";
 
 /**
  * Connections used from request handlers fail fast while Redis is down instead of queueing
  * commands in memory; BullMQ workers need the opposite (retry forever), see BullMQ's docs on
  * "Going to production".
  */
-export function createRedis(url: string, kind: "client" | "worker" | "subscriber"): Redis {
-  const options: RedisOptions =
-    kind === "client"
-      ? // Commands issued in the same turn of the event loop (a status event, a callback job, a
-        // batch's jobs) go out in one write: fewer syscalls on the hot path.
-        { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5_000, enableAutoPipelining: true }
-      : { maxRetriesPerRequest: null, connectTimeout: 5_000 };
-  const redis = new Redis(url, { ...options, lazyConnect: true, retryStrategy: (times) => Math.min(times * 200, 2_000) });
+function optionsFor(kind: RedisKind): RedisOptions {
+  return kind === "client"
+    ? // Commands issued in the same turn of the event loop (a status event, a callback job, a
+      // batch's jobs) go out in one write: fewer syscalls on the hot path.
+      { enableOfflineQueue: false, maxRetriesPerRequest: 1, connectTimeout: 5_000, enableAutoPipelining: true }
+    : { maxRetriesPerRequest: null, connectTimeout: 5_000 };
+}
+
+const retryStrategy = (times: number) => Math.min(times * 200, 2_000);
+
+function tlsOptions(enabled: boolean, ca: string | undefined): RedisOptions["tls"] {
+  if (!enabled) return undefined;
+  return ca ? { ca } : {};
+}
+
+/** A connection of the given kind to the configured target; nothing is sent until connectRedis. */
+export function createRedis(target: RedisTarget, kind: RedisKind): RedisConnection {
+  const options = optionsFor(kind);
+  let connection: RedisConnection;
+  if (target.mode === "single") {
+    // The URL's own settings (host, credentials, db, rediss:// for TLS) win over these defaults.
+    const tls = target.url.startsWith("rediss://") ? tlsOptions(true, target.tlsCa) : undefined;
+    connection = new Redis(target.url, { ...options, ...(tls ? { tls } : {}), lazyConnect: true, retryStrategy });
+  } else if (target.mode === "sentinel") {
+    const tls = tlsOptions(target.tls, target.tlsCa);
+    connection = new Redis({
+      ...options,
+      sentinels: target.sentinels,
+      name: target.name,
+      sentinelUsername: target.sentinelUsername,
+      sentinelPassword: target.sentinelPassword,
+      username: target.username,
+      password: target.password,
+      ...(tls ? { tls, sentinelTLS: tls, enableTLSForSentinelMode: true } : {}),
+      lazyConnect: true,
+      retryStrategy,
+      sentinelRetryStrategy: retryStrategy,
+      // After a failover the old primary (if it comes back) is a replica: a write that reaches it
+      // answers READONLY. Reconnecting asks the sentinels for the new primary and resends.
+      reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 2 : false),
+      // Ask the sentinels again on every reconnect rather than trusting the last primary seen.
+      failoverDetector: true,
+    });
+  } else {
+    const tls = tlsOptions(target.tls, target.tlsCa);
+    const { enableOfflineQueue, enableAutoPipelining, ...nodeOptions } = options;
+    const clusterOptions: ClusterOptions = {
+      lazyConnect: true,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      enableAutoPipelining: enableAutoPipelining ?? false,
+      clusterRetryStrategy: retryStrategy,
+      // Every key of a prefix lives in one slot (its hash tag): a command goes to that slot's
+      // primary; a MOVED answer (resharding, failover) refreshes the slot map and is followed.
+      scaleReads: "master",
+      redisOptions: { ...nodeOptions, username: target.username, password: target.password, ...(tls ? { tls } : {}) },
+    };
+    connection = new Cluster(target.nodes, clusterOptions);
+  }
   // Errors surface on the commands that need Redis and on /readyz; an unhandled 'error' would crash.
-  redis.on("error", () => {});
-  return redis;
+  connection.on("error", () => {});
+  return connection;
+}
+
+/**
+ * Refuses configurations that would fail later in confusing ways: a Cluster node given as a
+ * single-node REDIS_URL (every command would answer MOVED), or a Cluster target that is not one.
+ */
+export async function checkRedisTarget(connection: RedisConnection, target: RedisTarget): Promise<void> {
+  if (target.mode !== "single") return;
+  let info: string;
+  try {
+    info = await (connection as Redis).info("cluster");
+  } catch {
+    return; // INFO disabled (some managed Redis): nothing to check
+  }
+  if (/^cluster_enabled:1/m.test(info)) {
+    throw new RedisConfigError(
+      "REDIS_URL points at a Redis Cluster node; a single-node connection would get MOVED for most keys. Set REDIS_CLUSTER_NODES=host:port,host:port (any of the cluster's nodes) instead of REDIS_URL (see README: Redis deployments).",
+    );
+  }
+}
+
+export class RedisConfigError extends Error {
+  override name = "RedisConfigError";
+}
+
+/** A short description for logs: never a password. */
+export function describeRedisTarget(target: RedisTarget): string {
+  if (target.mode === "single") {
+    const url = new URL(target.url);
+    return `${url.protocol}//${url.host}${url.pathname === "/" ? "" : url.pathname}`;
+  }
+  const nodes = (target.mode === "cluster" ? target.nodes : target.sentinels).map((n) => `${n.host}:${n.port}`).join(",");
+  return target.mode === "cluster" ? `cluster ${nodes}${target.tls ? " (TLS)" : ""}` : `sentinel ${target.name} via ${nodes}${target.tls ? " (TLS)" : ""}`;
 }
 
 /** Waits until the connection is up, or throws after `timeoutMs`. */
-export async function connectRedis(redis: Redis, timeoutMs = 5_000): Promise<void> {
+export async function connectRedis(redis: RedisConnection, timeoutMs = 5_000): Promise<void> {
   if (redis.status === "ready") return;
   if (redis.status === "wait") void redis.connect().catch(() => {});
   await new Promise<void>((resolve, reject) => {
@@ -39,7 +145,7 @@ export async function connectRedis(redis: Redis, timeoutMs = 5_000): Promise<voi
   });
 }
 
-export async function pingWithin(redis: Redis, timeoutMs: number): Promise<void> {
+export async function pingWithin(redis: RedisConnection, timeoutMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   try {
     await Promise.race([
@@ -58,7 +164,7 @@ export async function pingWithin(redis: Redis, timeoutMs: number): Promise<void>
  * retry) start up to 1000/hz ms late, because that is how often Redis ends blocking waits. A
  * Redis that refuses CONFIG (many managed ones) is not an error.
  */
-export async function warnAboutRedisSettings(redis: Redis, warn: (message: string, details: object) => void): Promise<void> {
+export async function warnAboutRedisSettings(redis: RedisConnection, warn: (message: string, details: object) => void): Promise<void> {
   try {
     const reply = (await redis.call("CONFIG", "GET", "hz")) as string[];
     const hz = Number(reply[1]);

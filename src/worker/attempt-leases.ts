@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../infra/redis.js";
 
 /**
  * A first callback attempt made in process has no BullMQ job, so it takes a lease instead: a
@@ -7,7 +7,7 @@ import type { Redis } from "ioredis";
  * worker's lease expires, the series is resumed at the next sweep. Recovery is therefore bounded
  * by SWEEPER_INTERVAL + JOB_LOCK_DURATION, as for any job, whatever CALLBACK_TIMEOUT is.
  */
-export function createAttemptLeases(options: { redis: Redis; prefix: string; lockMs: number }) {
+export function createAttemptLeases(options: { redis: RedisConnection; prefix: string; lockMs: number }) {
   const key = (requestId: string, series: number) => `${options.prefix}:callback-lease:${requestId}.${series}`;
   return {
     /** Takes the lease; the returned function gives it back. Redis being away is no reason not to deliver. */

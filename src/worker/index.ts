@@ -1,5 +1,5 @@
 import { Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../infra/redis.js";
 import type { CallbackSchedule } from "../core/callback-schedule.js";
 import type { PubSub } from "../infra/pubsub.js";
 import { KEEP_FINISHED_JOBS } from "../infra/queues.js";
@@ -16,7 +16,7 @@ export type WorkerDeps = RunActionDeps &
     callbackConcurrency: number;
     events: PubSub;
     /** A connection BullMQ may block on; it duplicates it as needed. */
-    workerRedis: Redis;
+    workerRedis: RedisConnection;
     concurrency: number;
     lockDurationMs: number;
     sweeperIntervalMs: number;

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../infra/redis.js";
 import type { Logger } from "pino";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { RequestsRepository } from "../db/requests.js";
@@ -16,7 +16,7 @@ export type SweeperDeps = {
   lifecycle: Lifecycle;
   statements: LifecycleStatements;
   queues: Queues;
-  redis: Redis;
+  redis: RedisConnection;
   clock: Clock;
   logger: Logger;
   prefix: string;

@@ -15,6 +15,8 @@ export const KNOBS = {
   apiKills: num("FAULTS_API_KILLS", 2),
   /** Redis kills (each followed by a restart on the same port). */
   redisKills: num("FAULTS_REDIS_KILLS", 2),
+  /** Sentinel failovers (the primary killed, the replica promoted, the old one back as a replica). */
+  sentinelFailovers: num("FAULTS_SENTINEL_FAILOVERS", 2),
   /** How long the private Redis stays down. */
   redisDownMs: num("FAULTS_REDIS_DOWN_MS", 3_000),
   /** Short PostgreSQL outages, and how long each lasts. */

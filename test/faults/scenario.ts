@@ -15,7 +15,14 @@ export type Cleanup = ReturnType<typeof cleanupStack>;
  */
 export async function setUpScenario(
   cleanup: Cleanup,
-  options: { databaseUrl?: string; redisUrl?: string; holdMs?: number; env?: Record<string, string> } = {},
+  options: {
+    databaseUrl?: string;
+    redisUrl?: string;
+    /** Another Redis deployment (Sentinel) in place of REDIS_URL; it is removed whole by its scenario. */
+    redisEnv?: Record<string, string>;
+    holdMs?: number;
+    env?: Record<string, string>;
+  } = {},
 ) {
   let databaseUrl = options.databaseUrl;
   if (!databaseUrl) {
@@ -26,10 +33,10 @@ export async function setUpScenario(
   }
   const redisUrl = options.redisUrl ?? REDIS_URL;
   const prefix = uniquePrefix();
-  cleanup.add("delete the queue prefix's keys", () => deleteKeys(prefix, redisUrl));
+  if (!options.redisEnv) cleanup.add("delete the queue prefix's keys", () => deleteKeys(prefix, redisUrl));
   const receiver = await startCountingReceiver({ holdMs: options.holdMs });
   cleanup.add("close the receiver", () => receiver.close());
-  const cluster = await startCluster(serviceEnv({ DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, QUEUE_PREFIX: prefix, ...options.env }));
+  const cluster = await startCluster(serviceEnv({ DATABASE_URL: databaseUrl, ...(options.redisEnv ?? { REDIS_URL: redisUrl }), QUEUE_PREFIX: prefix, ...options.env }));
   cleanup.add("stop every Ricochet process", () => cluster.stop());
   const pool = countingPool(databaseUrl);
   cleanup.add("close the counting pool", () => pool.end());

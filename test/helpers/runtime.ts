@@ -120,7 +120,8 @@ export async function startTestRuntime(options: TestRuntimeOptions = {}): Promis
       // A runtime cleans up what it made: its database unless one was handed in, and its
       // queue prefix unless the test named one (then the runtime that made it cleans up).
       if (!options.db) await db.drop();
-      if (!options.env?.QUEUE_PREFIX) await deleteKeys(config.queuePrefix, config.redisUrl).catch(() => {});
+      // Private Redis deployments (a Cluster, Sentinel, TLS) are removed whole by their own test.
+      if (!options.env?.QUEUE_PREFIX && config.redis.mode === "single" && config.redisUrl === REDIS_URL) await deleteKeys(config.queuePrefix, config.redisUrl).catch(() => {});
     },
   };
 }
