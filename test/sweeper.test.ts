@@ -81,3 +81,38 @@ describe("the sweeper and jobs BullMQ gave up on", () => {
     }
   });
 });
+
+/** The `sweep` debug lines a runtime logged: when each sweep started and finished. */
+function sweeps(rt: TestRuntime): { startedAt: number; finishedAt: number }[] {
+  return rt.logs.lines.map((line) => JSON.parse(line) as { msg: string; startedAt: number; finishedAt: number }).filter((entry) => entry.msg === "sweep");
+}
+
+describe("one sweeper at a time", { timeout: 60_000 }, () => {
+  it("holds its lock for as long as a sweep takes, so a slow sweep is never joined by another worker's", async () => {
+    const env = { SWEEPER_INTERVAL: "100ms", SWEEPER_GRACE: "0ms", LOG_LEVEL: "debug", QUEUE_PREFIX: `{sweep-${randomUUID().slice(0, 8)}}` };
+    const first = await startTestRuntime({ roles: { api: false, worker: true }, env });
+    const second = await startTestRuntime({ roles: { api: false, worker: true }, env, db: first.db });
+    try {
+      // Make sweeps slow: hold the requests table locked for longer than a lock that is not
+      // renewed would live (the old 1 s), while both workers keep trying every 100 ms.
+      await first.db.sql.transaction(async (tx) => {
+        await tx.query("LOCK TABLE async_requests IN ACCESS EXCLUSIVE MODE");
+        const blocked = async () =>
+          Number((await first.db.sql.query<{ n: number }>("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()"))[0]!.n);
+        const deadline = Date.now() + 10_000;
+        while ((await blocked()) === 0 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 20));
+        expect(await blocked()).toBeGreaterThan(0);
+        await new Promise((done) => setTimeout(done, 2_500)); // the slow sweep: longer than 1 s
+      });
+      const until = Date.now() + 10_000;
+      while (sweeps(first).length + sweeps(second).length < 4 && Date.now() < until) await new Promise((done) => setTimeout(done, 20));
+      const all = [...sweeps(first), ...sweeps(second)].sort((a, b) => a.startedAt - b.startedAt);
+      expect(all.length).toBeGreaterThanOrEqual(4);
+      expect(Math.max(...all.map((s) => s.finishedAt - s.startedAt)), "one sweep was held up by the lock").toBeGreaterThan(2_000);
+      for (let i = 1; i < all.length; i++) expect(all[i]!.startedAt, `sweep ${i} started before sweep ${i - 1} finished`).toBeGreaterThanOrEqual(all[i - 1]!.finishedAt);
+    } finally {
+      await second.stop();
+      await first.stop();
+    }
+  });
+});

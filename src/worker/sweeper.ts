@@ -26,6 +26,8 @@ export type SweeperDeps = {
 };
 
 const PAGE = 200;
+/** How long the sweeper's lock lives without renewal: a crashed sweeper blocks others this long. */
+const LOCK_LEASE_MS = 15_000;
 const MAX_PER_SWEEP = 10_000;
 
 /**
@@ -106,17 +108,33 @@ export function createSweeper(deps: SweeperDeps) {
   let timer: NodeJS.Timeout | undefined;
   let sweeping: Promise<unknown> = Promise.resolve();
 
+  /**
+   * One sweep at a time across every worker, and at most one per interval: the lock is taken for
+   * LOCK_LEASE_MS and renewed while the sweep runs (however long it takes), then left to expire
+   * one interval after the sweep started. Only its holder (the token) may extend it.
+   */
   async function tick() {
     const token = randomUUID();
+    const startedAt = Date.now();
+    let renew: NodeJS.Timeout | undefined;
     try {
-      const locked = await redis.set(lockKey, token, "PX", Math.max(deps.intervalMs, 1_000), "NX");
+      const locked = await redis.set(lockKey, token, "PX", LOCK_LEASE_MS, "NX");
       if (locked !== "OK") return;
+      renew = setInterval(() => void extendLock(token, LOCK_LEASE_MS).catch(() => undefined), LOCK_LEASE_MS / 3);
       const stats = await sweepOnce();
+      logger.debug({ ...stats, startedAt, finishedAt: Date.now() }, "sweep");
       if (stats.enqueued || stats.failed || stats.callbacks || stats.countersFixed) logger.info(stats, "sweep done");
     } catch (error) {
       logger.warn({ err: error }, "sweep failed; will try again");
+    } finally {
+      clearInterval(renew);
+      if (renew) await extendLock(token, Math.max(1, startedAt + deps.intervalMs - Date.now())).catch(() => undefined);
     }
   }
+
+  /** Sets the lock's expiry, if this sweeper still holds it. */
+  const extendLock = (token: string, ms: number) =>
+    redis.eval('if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) end return 0', 1, lockKey, token, String(Math.ceil(ms)));
 
   return {
     sweepOnce,
