@@ -4,6 +4,12 @@
  * each phase gets a fresh database and BullMQ prefix, and everything is removed at the end,
  * also on failure or Ctrl-C. What each phase measures: bench/README-performance.md.
  * Writes bench/results.json (raw figures) and bench/results.md (the summary table).
+ *
+ * The last phase, `scale` (bench/phases/scale.ts; about 70 s with the default BENCH_SCALE=1x1,2x2
+ * on 2 cores), runs N `api` × M `worker` processes per configuration of BENCH_SCALE (e.g.
+ * "1x1,2x1,1x2,2x2"; 1x1 is always measured first, as the reference) for BENCH_SCALE_E2E
+ * end-to-end requests then submit at saturation, and reports each figure beside 1x1 with every
+ * process's CPU share, plus PostgreSQL growth per million requests. `BENCH_ONLY=scale` runs it alone.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -17,6 +23,7 @@ import { workerRss } from "./phases/long.js";
 import { pgliteRun } from "./phases/pglite.js";
 import { redisBytesPerPending } from "./phases/redis-memory.js";
 import { retryLateness } from "./phases/retry.js";
+import { scaling } from "./phases/scale.js";
 import { redeliveryStorm } from "./phases/storm.js";
 import { submitOpenLoop, submitSaturation } from "./phases/submit.js";
 
@@ -50,6 +57,7 @@ async function main() {
   if (on("retry")) results.retry = await retryLateness(receiver);
   if (on("redis")) results.redis = await redisBytesPerPending(receiver);
   if (on("pglite")) results.pglite = await pgliteRun(receiver);
+  if (on("scale")) results.scale = await scaling(receiver);
   await receiver.child.stop();
 
   const rows = summaryRows(results);

@@ -15,7 +15,7 @@ const num = (name: string, fallback: number): number => {
 };
 const str = (name: string, fallback: string): string => process.env[name] || fallback;
 
-export const PHASES = ["submit", "open", "e2e", "latency", "long", "storm", "retry", "redis", "pglite"] as const;
+export const PHASES = ["submit", "open", "e2e", "latency", "long", "storm", "retry", "redis", "pglite", "scale"] as const;
 export type Phase = (typeof PHASES)[number];
 
 function selectedPhases(): Set<Phase> {
@@ -25,6 +25,21 @@ function selectedPhases(): Set<Phase> {
   const unknown = names.filter((name) => !(PHASES as readonly string[]).includes(name));
   if (unknown.length) throw new Error(`BENCH_ONLY: unknown phase(s) ${unknown.join(", ")}; known: ${PHASES.join(", ")}`);
   return new Set(names as Phase[]);
+}
+
+export type ScaleConfiguration = { apis: number; workers: number; name: string };
+
+/** BENCH_SCALE "1x1,2x1,1x2,2x2": N api × M worker processes; 1x1, the reference, comes first. */
+function scaleConfigurations(spec: string): ScaleConfiguration[] {
+  const list = spec.split(",").map((item) => item.trim()).filter(Boolean).map((item) => {
+    const match = /^(\d+)x(\d+)$/i.exec(item);
+    const apis = Number(match?.[1]);
+    const workers = Number(match?.[2]);
+    if (!match || apis < 1 || workers < 1) throw new Error(`BENCH_SCALE: "${item}" is not <api processes>x<worker processes>, both ≥ 1 (e.g. "1x1,2x2")`);
+    return { apis, workers, name: `${apis}x${workers}` };
+  });
+  const unique = [{ apis: 1, workers: 1, name: "1x1" }, ...list].filter((c, i, all) => all.findIndex((o) => o.name === c.name) === i);
+  return unique;
 }
 
 export const config = {
@@ -60,6 +75,9 @@ export const config = {
   longMaxSeconds: num("BENCH_LONG_MAX_SECONDS", 120),
   rssInterval: num("BENCH_RSS_INTERVAL", 2),
   pgliteE2e: num("BENCH_PGLITE_E2E", 2_000),
+  // 9. scale: N api × M worker processes, beside 1 × 1 (always measured first)
+  scale: scaleConfigurations(str("BENCH_SCALE", "1x1,2x2")),
+  scaleE2e: num("BENCH_SCALE_E2E", 10_000),
 
   /** The longest any phase waits for deliveries before it reports what it has (marked incomplete). */
   maxWait: num("BENCH_MAX_WAIT", 120),

@@ -45,6 +45,27 @@ export async function createDatabase(prefix: string): Promise<{ url: string; dro
   return { url: url.toString(), drop };
 }
 
+/**
+ * On-disk size of a database's own tables: pg_total_relation_size (heap, indexes, TOAST, free
+ * space and visibility maps) of every table outside the system schemas, in bytes, per table.
+ */
+export async function databaseSize(url: string): Promise<{ bytes: number; byTable: Record<string, number> }> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ name: string; bytes: string }>(
+      `SELECT n.nspname || '.' || c.relname AS name, pg_total_relation_size(c.oid) AS bytes
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+        ORDER BY 2 DESC`,
+    );
+    const byTable = Object.fromEntries(rows.map((row) => [row.name, Number(row.bytes)]));
+    return { bytes: Object.values(byTable).reduce((sum, bytes) => sum + bytes, 0), byTable };
+  } finally {
+    await client.end();
+  }
+}
+
 /** Deletes every key under `prefix` with SCAN + DEL (never KEYS, never FLUSHALL: Redis is shared). */
 export async function deleteKeys(prefix: string, url = config.redisUrl): Promise<number> {
   const redis = new Redis(url, { maxRetriesPerRequest: 1 });

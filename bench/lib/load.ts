@@ -9,7 +9,16 @@ import { cpuMeter, infraGroups, NOISY_OTHER_CPU, type PidGroups } from "./proc-s
 import { spawnTs, tailOf } from "./procs.js";
 import { round } from "./stats.js";
 
-export type Target = { url: string; headers: Record<string, string>; body: string };
+export type Target = {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  /**
+   * Several API processes (the scale phase): autocannon spreads its connections over these
+   * instead of `url`, round robin (connection i → urls[i % n]). The open-loop generator uses `url`.
+   */
+  urls?: string[];
+};
 
 export type ClosedLoopResult = {
   connections: number;
@@ -47,7 +56,8 @@ type AutocannonJson = {
  * (PostgreSQL, Redis and the load generator itself are added).
  */
 export function startAutocannon(target: Target, load: { connections: number; seconds?: number; amount?: number; cpuOf?: PidGroups; timeoutSeconds?: number }) {
-  const spec = { ...target, connections: load.connections, seconds: load.seconds ?? config.duration, amount: load.amount, timeoutSeconds: load.timeoutSeconds ?? 30 };
+  const { urls, ...single } = target;
+  const spec = { ...single, url: urls?.length ? urls : target.url, connections: load.connections, seconds: load.seconds ?? config.duration, amount: load.amount, timeoutSeconds: load.timeoutSeconds ?? 30 };
   const child = spawnTs("autocannon", join(config.benchDir, "load/closed-loop.ts"), [JSON.stringify(spec)], { cwd: config.root, captureStdout: true });
   const meter = load.cpuOf ? cpuMeter({ ...load.cpuOf, autocannon: () => [child.pid], ...infraGroups }) : undefined;
   const done: Promise<ClosedLoopResult> = child.exited.then((code) => {
@@ -98,12 +108,12 @@ export async function submitAll(target: Target, amount: number, connections = co
  * processes took more than half a core is repeated (BENCH_NOISE_RETRIES times at most) and the
  * quietest kept, since the headline ratios come from these runs.
  */
-export async function saturate(target: Target, cpuOf: PidGroups): Promise<ClosedLoopResult & { runs: number }> {
+export async function saturate(target: Target, cpuOf: PidGroups, seconds = config.duration): Promise<ClosedLoopResult & { runs: number }> {
   if (config.warmup > 0) await startAutocannon(target, { connections: config.connections, seconds: config.warmup }).done;
   let best: ClosedLoopResult | undefined;
   let runs = 0;
   while (runs <= config.noiseRetries) {
-    const result = await startAutocannon(target, { connections: config.connections, seconds: config.duration, cpuOf }).done;
+    const result = await startAutocannon(target, { connections: config.connections, seconds, cpuOf }).done;
     runs++;
     if (!best || (result.cpu?.other ?? 0) < (best.cpu?.other ?? 0)) best = result;
     if ((best.cpu?.other ?? 0) <= NOISY_OTHER_CPU) break;

@@ -28,6 +28,19 @@ export type Results = {
   redis?: { pending: number; complete: boolean; bytesPerPending: number };
   long?: Delivery & { startMb: number; midMb: number; endMb: number; secondQuarterPeakMb: number; lastQuarterPeakMb: number; flat: boolean };
   pglite?: { submit: ClosedLoopResult; endToEnd: Delivery };
+  scale?: {
+    cores: number;
+    configurations: {
+      name: string;
+      apis: number;
+      workers: number;
+      endToEnd: Delivery & { redisCoreAt: number; costPerThousand: Cpu };
+      submit: ClosedLoopResult & { redisCoreAt: number; costPerThousand: Cpu };
+      endToEndRatio: number;
+      submitRatio: number;
+      database: { requests: number; mbPerMillion: number; byTableMbPerMillion: Record<string, number> };
+    }[];
+  };
 };
 
 const n = (value: number) => (Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "—");
@@ -42,6 +55,57 @@ const noisy = (...measured: ({ cpu?: Cpu } | undefined)[]) => {
 const incomplete = (complete: boolean) => (complete ? "" : " (incomplete)");
 const closed = (r: ClosedLoopResult) => `${n(r.okPerSecond)}/s, p50 ${ms(r.p50ms)}, p99 ${ms(r.p99ms)}`;
 const open = (r: OpenLoopResult) => `${n(r.achievedPerSecond)}/s, p50 ${ms(r.p50ms)}, p99 ${ms(r.p99ms)}${r.non2xx + r.errors + r.unfinished ? `, ${r.non2xx + r.errors + r.unfinished} failed/unfinished` : ""}`;
+
+/** CPU shares as "api 80+78, worker 31, postgres 40, …; machine 190 of 200 %": several processes of a kind joined by +. */
+function cpuShares(cpu: Cpu | undefined, cores: number): string {
+  if (!cpu) return "cpu —";
+  const labels: [RegExp, string][] = [[/^ricochetApi\d*$/, "api"], [/^ricochetWorker\d*$/, "worker"], [/^postgres$/, "postgres"], [/^redis$/, "redis"], [/^autocannon$/, "load generator"], [/^receiver$/, "receiver"], [/^other$/, "other"]];
+  const parts = labels
+    .map(([pattern, label]) => [label, Object.entries(cpu).filter(([group]) => pattern.test(group)).map(([, share]) => share)] as const)
+    .filter(([, shares]) => shares.length)
+    .map(([label, shares]) => `${label} ${shares.join("+")}`);
+  return `cpu % of one core: ${parts.join(", ")}; machine ${cpu.machine ?? "—"} of ${cores * 100}`;
+}
+
+/** "api 26, worker 60, postgres 44, redis 22" % of one core per 1,000/s, several processes of a kind summed. */
+function costShares(cost: Cpu): string {
+  const sum = (pattern: RegExp) => round(Object.entries(cost).filter(([group]) => pattern.test(group)).reduce((total, [, share]) => total + share, 0));
+  return `api ${sum(/^ricochetApi/)}, worker ${sum(/^ricochetWorker/)}, postgres ${sum(/^postgres$/)}, redis ${sum(/^redis$/)} % of one core`;
+}
+
+function scaleRows(s: NonNullable<Results["scale"]>): Row[] {
+  const rows: Row[] = [];
+  const reference = s.configurations[0];
+  for (const c of s.configurations) {
+    const label = `scale ${c.name} (${c.apis} api + ${c.workers} worker processes, ${s.cores} cores)`;
+    const vs = (what: string) => (c === reference ? "(the reference)" : `1x1: ${what}`);
+    rows.push({
+      what: `${label}: end to end, submit → echo → callback 200 (${n(c.endToEnd.requested)})`,
+      ricochet: `${n(c.endToEnd.deliveriesPerSecond)}/s${incomplete(c.endToEnd.complete)}; ${cpuShares(c.endToEnd.cpu, s.cores)}`,
+      baseline: vs(`${n(reference!.endToEnd.deliveriesPerSecond)}/s`),
+      ratio: `${c.endToEndRatio}×`,
+      target: "—",
+      met: `—${noisy(c.endToEnd)}`,
+    });
+    rows.push({
+      what: `${label}: submit at saturation, ${c.submit.connections} connections, workers running`,
+      ricochet: `${closed(c.submit)}; ${cpuShares(c.submit.cpu, s.cores)}`,
+      baseline: vs(`${n(reference!.submit.okPerSecond)}/s`),
+      ratio: `${c.submitRatio}×`,
+      target: "—",
+      met: `—${noisy(c.submit)}`,
+    });
+  }
+  if (reference) {
+    const e = reference.endToEnd;
+    rows.push({ what: "scale 1x1: CPU per 1,000 end-to-end requests/s", ricochet: `${costShares(e.costPerThousand)}; Redis would take a whole core at ≈ ${n(e.redisCoreAt)}/s (linear)`, baseline: "—", ratio: "—", target: "—", met: `—${noisy(e)}` });
+    rows.push({ what: "scale 1x1: CPU per 1,000 submits/s (workers running)", ricochet: `${costShares(reference.submit.costPerThousand)}; Redis would take a whole core at ≈ ${n(reference.submit.redisCoreAt)}/s (linear)`, baseline: "—", ratio: "—", target: "—", met: `—${noisy(reference.submit)}` });
+    const d = reference.database;
+    const tables = Object.entries(d.byTableMbPerMillion).filter(([, mb]) => mb >= 1).map(([table, mb]) => `${table.replace(/^public\./, "")} ${mb}`).join(", ");
+    rows.push({ what: `PostgreSQL growth per million requests (end to end with callback, ${n(d.requests)} requests, scale 1x1, no VACUUM)`, ricochet: `${n(d.mbPerMillion)} MB${tables ? ` (tables with indexes: ${tables})` : ""}`, baseline: "—", ratio: "—", target: "—", met: "—" });
+  }
+  return rows;
+}
 
 export function summaryRows(r: Results): Row[] {
   const rows: Row[] = [];
@@ -92,6 +156,7 @@ export function summaryRows(r: Results): Row[] {
     rows.push({ what: "PGlite, `start` mode: submit at saturation", ricochet: closed(r.pglite.submit), baseline: "—", ratio: "—", target: "—", met: "—" });
     rows.push({ what: `PGlite, \`start\` mode: end to end (${n(r.pglite.endToEnd.requested)})`, ricochet: `${n(r.pglite.endToEnd.deliveriesPerSecond)}/s${incomplete(r.pglite.endToEnd.complete)}`, baseline: "—", ratio: "—", target: "—", met: "—" });
   }
+  if (r.scale) rows.push(...scaleRows(r.scale));
   return rows;
 }
 

@@ -4,12 +4,13 @@
  * stops it gracefully and it still prints its figures, which a phase that gives up waiting on a
  * slow service needs (how many submits were accepted).
  *
- * argv[2]: JSON {url, headers, body, connections, seconds?, amount?, timeoutSeconds}.
+ * argv[2]: JSON {url, headers, body, connections, seconds?, amount?, timeoutSeconds}; `url` may be a
+ * list (several API processes): autocannon then opens connection i to url[i % n].
  * Prints autocannon's result object as one JSON line.
  */
 import { createRequire } from "node:module";
 
-type Spec = { url: string; headers: Record<string, string>; body: string; connections: number; seconds?: number; amount?: number; timeoutSeconds: number };
+type Spec = { url: string | string[]; headers: Record<string, string>; body: string; connections: number; seconds?: number; amount?: number; timeoutSeconds: number };
 type Instance = { stop(): void };
 type Autocannon = (options: Record<string, unknown>, done: (error: Error | null, result: unknown) => void) => Instance;
 
@@ -17,7 +18,7 @@ type Autocannon = (options: Record<string, unknown>, done: (error: Error | null,
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as Spec;
-if (new URL(spec.url).hostname !== "127.0.0.1") throw new Error("the bench only sends load to 127.0.0.1");
+if ([spec.url].flat().some((url) => new URL(url).hostname !== "127.0.0.1")) throw new Error("the bench only sends load to 127.0.0.1");
 
 const instance = autocannon(
   {
