@@ -11,8 +11,8 @@ import { TEST_ADMIN_TOKEN, TEST_SECRETS_KEY } from "./helpers/runtime.js";
 /**
  * Two API processes and two worker processes (real ones, as an operator runs them) on one Redis
  * and one PostgreSQL give the guarantees one of each gives: exact tenant limits, idempotency,
- * one run per request, one delivery series per callback, and long-polls woken by whichever
- * process finished the job.
+ * one run per request, one delivery series per callback, long-polls and event streams woken by
+ * whichever process changed the request, and one sweeper at a time.
  */
 describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
   let db: TestDatabase;
@@ -90,7 +90,7 @@ describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
     expect(await rows()).toHaveLength(20);
   });
 
-  it("runs every request once with at most 2 RUNNING, delivers one series per callback, and wakes long-polls in the other process", async () => {
+  it("runs every request once with at most 2 RUNNING, delivers one series per callback, and wakes long-polls and event streams in the other API process", async () => {
     // Each time any request starts, in whichever worker, the table must respect the limit.
     let peak = 0;
     const checks: Promise<void>[] = [];
@@ -109,8 +109,13 @@ describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
         ...((await r.json()) as { asyncRequest: { status: string } }),
         afterMs: performance.now() - pollStarted,
       }));
+      // An event stream on API 0 for another request: it must see the worker's changes and end
+      // with the final state, though neither API process ran the job.
+      const second = queued[1]!.id;
+      const streamed = fetch(`${apis[0]}/api/v1/async/${second}/events`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.text());
       for (const _ of [1, 2]) {
-        const worker = spawnRicochet("worker", { ...env, WORKER_CONCURRENCY: "8", LOG_LEVEL: "info" });
+        // debug: each sweep logs when it started and finished (checked for overlap below).
+        const worker = spawnRicochet("worker", { ...env, WORKER_CONCURRENCY: "8", LOG_LEVEL: "debug" });
         processes.push(worker);
       }
       await Promise.all(processes.slice(2).map((p) => p.waitForOutput("ricochet worker started", 60_000)));
@@ -120,6 +125,12 @@ describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
       const ids = deliveries.map((d) => String(d.headers["webhook-id"]));
       expect(new Set(ids).size).toBe(20);
       expect(ids).toHaveLength(20);
+      const events = (await streamed)
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => (JSON.parse(line.slice(5)) as { asyncRequest: { status: string } }).asyncRequest.status);
+      expect(events.at(-1)).toBe("COMPLETED");
+      expect(events).toContain("QUEUED");
       // Woken by the first change a worker made (QUEUED → RUNNING), not by its 25 s timeout.
       const poll = await polled;
       expect(poll.asyncRequest.status).not.toBe("QUEUED");
@@ -136,5 +147,24 @@ describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
       subscriber.disconnect();
     }
     for (const p of processes) expect(p.child.exitCode).toBeNull(); // nobody died along the way
+  });
+
+  it("sweeps with one worker at a time", async () => {
+    const workers = processes.slice(2);
+    const sweepsOf = (p: RicochetProcess) =>
+      p
+        .output()
+        .split("\n")
+        .filter((line) => line.includes('"msg":"sweep"'))
+        .map((line) => JSON.parse(line) as { startedAt: number; finishedAt: number });
+    // SWEEPER_INTERVAL is 500 ms: wait until the two workers have swept a few times between them.
+    const deadline = Date.now() + 20_000;
+    while (workers.flatMap(sweepsOf).length < 6 && Date.now() < deadline) await new Promise((done) => setTimeout(done, 100));
+    const all = workers.flatMap(sweepsOf).sort((a, b) => a.startedAt - b.startedAt);
+    expect(all.length).toBeGreaterThanOrEqual(6);
+    for (let i = 1; i < all.length; i++) expect(all[i]!.startedAt, "a sweep started while another was running").toBeGreaterThanOrEqual(all[i - 1]!.finishedAt);
+    // …and at most one per interval across both (the lock outlives a sweep until the interval is up).
+    // (less a few ms: a sweep's start is read just before its SET reaches Redis)
+    for (let i = 1; i < all.length; i++) expect(all[i]!.startedAt - all[i - 1]!.startedAt).toBeGreaterThanOrEqual(490);
   });
 });
