@@ -3,6 +3,7 @@
  * that does not own the queue prefix's slot, a Sentinel-managed primary, and TLS with a private
  * CA. Each starts its own redis-server processes (test/helpers/redis-topologies.ts).
  */
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { createLogger } from "../src/logger.js";
@@ -77,7 +78,8 @@ describe("Redis Cluster (three masters)", { timeout: 90_000 }, () => {
         QUEUE_PREFIX: prefix,
         OUTBOUND_ALLOW: "127.0.0.1/32",
         CALLBACK_RETRY_DELAYS: "50ms,100ms",
-        SWEEPER_INTERVAL: "1s",
+        SWEEPER_INTERVAL: "200ms",
+        LOG_LEVEL: "debug",
       },
     });
   });
@@ -90,9 +92,38 @@ describe("Redis Cluster (three masters)", { timeout: 90_000 }, () => {
   it("runs submit, poll, long-poll, list, SSE, cancel, callback retries and redelivery through a node that does not own the prefix's slot", async () => {
     expect(await cluster.ownerOf(prefix)).not.toBe(seedPort);
     await exerciseTheLoop(rt, receiver, "/hooks/cluster");
-    // Every key the service wrote is in the prefix's slot, on its owner.
-    const health = await rt.rawRequest("/readyz");
-    expect(health.status).toBe(200);
+    // A wrong client secret is counted by the credential throttle, in the cluster.
+    const wrong = await rt.rawRequest("/oauth/token", {
+      method: "POST",
+      body: new URLSearchParams({ grant_type: "client_credentials", client_id: rt.client.clientId, client_secret: "wrong-secret-0123456789" }),
+    });
+    expect(wrong.status).toBe(401);
+    expect((await rt.rawRequest("/readyz")).status).toBe(200);
+
+    // Every key the service wrote is in the prefix's slot, so on its owner and nowhere else:
+    // queues, the sweeper's lock, the credential throttle's counters.
+    const keysOn = async (port: number) => {
+      const node = new Redis({ port, host: "127.0.0.1" });
+      try {
+        return (await node.keys(`${prefix}*`)) as string[];
+      } finally {
+        node.disconnect();
+      }
+    };
+    const owner = await cluster.ownerOf(prefix);
+    const ownerKeys = await keysOn(owner);
+    expect(ownerKeys.some((k) => k.startsWith(`${prefix}:jobs:`))).toBe(true);
+    expect(ownerKeys.some((k) => k.startsWith(`${prefix}:callbacks:`))).toBe(true);
+    expect(ownerKeys).toContain(`${prefix}:oauth-failures-client:${rt.client.clientId}`);
+    for (const port of cluster.ports.filter((p) => p !== owner)) expect(await keysOn(port)).toEqual([]);
+  });
+
+  it("sweeps on the cluster: the sweeper's lock (a script on one key) and its look-ups work there", async () => {
+    const swept = () => rt.logs.lines.some((line) => line.includes('"msg":"sweep"'));
+    const deadline = Date.now() + 10_000;
+    while (!swept() && Date.now() < deadline) await new Promise((done) => setTimeout(done, 50));
+    expect(swept()).toBe(true);
+    expect(rt.logs.text).not.toContain("sweep failed");
   });
 
   it("refuses to start when REDIS_URL names a cluster node, and says what to set instead", async () => {
