@@ -93,6 +93,10 @@ const envSchema = z.object({
   REDIS_TLS: z.enum(["true", "false"]).default("false"),
   /** A PEM file of the CA that signed Redis's certificate, when it is not a public one. */
   REDIS_TLS_CA: z.string().min(1).optional(),
+  /** Modules of user actions (paths from the working directory, or packages), comma-separated. */
+  ACTIONS: list.default([]),
+  /** Built-in actions to offer: a subset of echo,analyse,http, or `none` (default: all; http only with HTTP_ACTION_UPSTREAMS). */
+  BUILTIN_ACTIONS: list.transform((names) => (names.length === 1 && names[0] === "none" ? [] : names)).optional(),
   QUEUE_PREFIX: z.string().min(1).default("{ricochet}"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   BODY_LIMIT: bytes.default(1024 * 1024),
@@ -228,6 +232,8 @@ export type Config = {
   actionTimeLimitMs: number;
   actionThreads: number;
   actionThreadMemoryMb: number;
+  actionModules: string[];
+  builtinActions: string[] | undefined;
   submitBatchMax: number;
   submitBatchFlushes: number;
   databasePoolSize: number;
@@ -341,6 +347,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     actionTimeLimitMs: e.ACTION_TIME_LIMIT,
     actionThreads: e.ACTION_THREADS,
     actionThreadMemoryMb: e.ACTION_THREAD_MEMORY_MB,
+    actionModules: e.ACTIONS,
+    builtinActions: e.BUILTIN_ACTIONS,
     submitBatchMax: e.SUBMIT_BATCH_MAX,
     submitBatchFlushes: e.SUBMIT_BATCH_FLUSHES,
     databasePoolSize: e.DATABASE_POOL_SIZE,

@@ -19,8 +19,9 @@ import { checkRedisTarget, connectRedis, describeRedisTarget, RedisConfigError, 
 import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
-import { createActionCatalog } from "./core/actions/catalog.js";
-import { createActionThreadPool } from "./core/actions/thread-pool.js";
+import { createActionCatalog, type SourcedAction } from "./core/actions/catalog.js";
+import { loadActionModules } from "./core/actions/load.js";
+import { BUILT_IN_THREAD_ACTIONS, createActionThreadPool } from "./core/actions/thread-pool.js";
 import { createCallbackSchedule } from "./core/callback-schedule.js";
 import { createLifecycle } from "./core/lifecycle.js";
 import { createSigningSecretCache } from "./auth/signing-secrets.js";
@@ -40,6 +41,8 @@ export type RuntimeOptions = {
   roles: Roles;
   /** Tests hand in an already-migrated database; otherwise one is opened from config. */
   database?: Database;
+  /** Actions given in code (createRicochet), beside those of config.actionModules. */
+  actions?: readonly SourcedAction[];
 };
 
 export type Runtime = {
@@ -61,6 +64,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const { logger, roles } = options;
   const clock = options.clock ?? systemClock;
   if (!config.secretsKey) throw new Error("SECRETS_KEY is not set (see README: Configuration)");
+  // The catalog first: a bad action module stops start-up before any connection is opened.
+  const userActions = [...(options.actions ?? []), ...(await loadActionModules(config.actionModules))];
+  const catalog = createActionCatalog({ builtins: config.builtinActions, httpUpstreams: config.httpActionUpstreams, actions: userActions });
   const secretBox = createSecretBox(config.secretsKey);
   const database =
     options.database ?? (await openDatabase({
@@ -97,7 +103,6 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const clients = clientsRepository(database.db);
   const tokens = tokensRepository(database.db);
   const callbacks = callbacksRepository(database.db);
-  const catalog = createActionCatalog({ httpUpstreams: config.httpActionUpstreams });
   const metrics = createMetrics();
   const statements = lifecycleStatements(database.sql);
   const userAgent = `Ricochet/${VERSION}`;
@@ -168,6 +173,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     ? createActionThreadPool({
         ...(config.actionThreads > 0 ? { maxThreads: config.actionThreads } : {}),
         maxOldGenerationSizeMb: config.actionThreadMemoryMb,
+        // Threads import the built-in thread actions and each user module that has one.
+        modules: [...new Set([BUILT_IN_THREAD_ACTIONS, ...userActions.filter(({ action }) => action.runIn === "thread").map(({ source }) => source)])],
         logger,
       })
     : undefined;
@@ -270,3 +277,4 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     },
   };
 }
+

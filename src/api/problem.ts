@@ -73,7 +73,7 @@ export function errorToResponse(error: unknown, c: Context, logger: Logger): Res
   if (error instanceof OAuthError) {
     // The token endpoints speak RFC 6749 §5.2, not problem+json: OAuth client libraries expect it.
     const headers: Record<string, string> = { "content-type": "application/json", "cache-control": "no-store", "x-request-id": c.get("requestId") ?? "" };
-    if (error.status === 401) headers["www-authenticate"] = error.usedBasic ? 'Basic realm="ricochet"' : 'Bearer realm="ricochet"';
+    if (error.challenge) headers["www-authenticate"] = error.challenge;
     return new Response(JSON.stringify({ error: error.error, error_description: error.description }), { status: error.status, headers });
   }
   if (error instanceof AppError) {

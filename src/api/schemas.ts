@@ -28,6 +28,7 @@ export const AsyncRequestSchema = z
     dateStarted: isoDate.nullable(),
     dateFinished: isoDate.nullable(),
     progress: z.number().int().min(0).max(100).nullable(),
+    attempts: z.number().int().min(0).openapi({ description: "Runs of the action so far: retries under its retry policy and re-runs after a worker crash count" }),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     callbackUrl: z.string().nullable(),
     callback: z

@@ -104,7 +104,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     const created = open().filter(({ item }) => admitted.has(item.request.id));
     if (created.length) {
       try {
-        await queues.enqueueRuns(created.map(({ item }) => item.request.id));
+        await queues.enqueueRuns(created.map(({ item }) => ({ id: item.request.id, action: item.request.action })));
       } catch (error) {
         // A 202 means written and enqueued: take the rows back and answer 503. If even that
         // fails, the rows stay and the sweeper enqueues them, so they are accepted after all.

@@ -67,7 +67,7 @@ export function requestsRepository(db: Db) {
       before: Date,
       after: { updatedAt: Date; id: string } | undefined,
       limit: number,
-    ): Promise<Pick<AsyncRequestRow, "id" | "status" | "updatedAt">[]> {
+    ): Promise<Pick<AsyncRequestRow, "id" | "status" | "action" | "updatedAt">[]> {
       const conditions = [inArray(asyncRequests.status, ["QUEUED", "RUNNING"]), lt(asyncRequests.updatedAt, before)];
       if (after) {
         conditions.push(
@@ -78,7 +78,7 @@ export function requestsRepository(db: Db) {
         );
       }
       return db
-        .select({ id: asyncRequests.id, status: asyncRequests.status, updatedAt: asyncRequests.updatedAt })
+        .select({ id: asyncRequests.id, status: asyncRequests.status, action: asyncRequests.action, updatedAt: asyncRequests.updatedAt })
         .from(asyncRequests)
         .where(and(...conditions))
         .orderBy(asyncRequests.updatedAt, asyncRequests.id)

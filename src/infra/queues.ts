@@ -45,10 +45,10 @@ export function createQueues(connection: RedisConnection, prefix: string, schedu
     jobs,
     callbacks,
     /** Idempotent: the job id is the request id, so a second add of the same request is a no-op. */
-    enqueueRun: (requestId: string) => jobs.add("run", { requestId }, { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId }),
+    enqueueRun: (requestId: string, action: string) => jobs.add("run", { requestId, action }, { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId }),
     /** A batch of requests in one round trip (group commit's second half). */
-    enqueueRuns: (requestIds: string[]) =>
-      jobs.addBulk(requestIds.map((requestId) => ({ name: "run", data: { requestId }, opts: { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId } }))),
+    enqueueRuns: (requests: { id: string; action: string }[]) =>
+      jobs.addBulk(requests.map(({ id, action }) => ({ name: "run", data: { requestId: id, action }, opts: { ...RUN_ACTION_JOB_OPTIONS, jobId: id } }))),
     /** Idempotent per series: the job id is derived from the request id and the series. */
     enqueueCallback: (requestId: string, series: number, resume: { offset: number; delayMs: number } = { offset: 0, delayMs: 0 }) =>
       callbacks.add(

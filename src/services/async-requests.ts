@@ -77,6 +77,12 @@ export function asyncRequestsService(deps: Deps) {
           { path: "action", message: `must be one of: ${[...catalog.keys()].join(", ")}` },
         ]);
       }
+      if (action.maxInputBytes !== undefined) {
+        const size = Buffer.byteLength(JSON.stringify(body.input ?? null));
+        if (size > action.maxInputBytes) {
+          throw invalid(`Input too large for action "${action.name}"`, [{ path: "input", message: `must be at most ${action.maxInputBytes} bytes of JSON (got ${size})` }]);
+        }
+      }
       const parsed = action.input.safeParse(body.input);
       if (!parsed.success) {
         throw invalid(`Invalid input for action "${action.name}"`, zodFieldErrors(parsed.error, "input"));

@@ -19,7 +19,8 @@ export type ClientCredentials = {
   address?: string | undefined;
 };
 
-export type TokenResponse = { token_type: "Bearer"; access_token: string; expires_in: number; scope: string };
+/** `expires_in` is left out for a token that never expires: libraries read 0 as "already expired". */
+export type TokenResponse = { token_type: "Bearer"; access_token: string; expires_in?: number; scope: string };
 
 type Deps = {
   clients: ClientsRepository;
@@ -93,15 +94,25 @@ export function oauthService(deps: Deps) {
         expiresAt: deps.tokenTtlMs > 0 ? new Date(now.getTime() + deps.tokenTtlMs) : null,
       });
       deps.logger.info({ clientId: client.id, tenantId: client.tenantId, scopes: granted }, "token issued");
-      return { token_type: "Bearer", access_token: token, expires_in: Math.floor(deps.tokenTtlMs / 1000), scope: granted.join(" ") };
+      const expiresIn = Math.floor(deps.tokenTtlMs / 1000);
+      return { token_type: "Bearer", access_token: token, ...(deps.tokenTtlMs > 0 ? { expires_in: Math.max(1, expiresIn) } : {}), scope: granted.join(" ") };
     },
 
-    /** RFC 7009: the client revokes one of its own tokens; an unknown token is not an error. */
+    /**
+     * RFC 7009: the client revokes one of its own tokens. An unknown (or already revoked) token
+     * is not an error (§2.2); another client's token is refused and stays valid (§2.1).
+     */
     async revokeToken(credentials: ClientCredentials, token: string): Promise<void> {
       const client = await authenticateClient(credentials);
-      const revoked = await tokens.revokeByDigest(digestToken(token), clock.now(), client.id);
-      await this.forget(revoked);
-      if (revoked.length) deps.logger.info({ clientId: client.id }, "token revoked by its client");
+      const digest = digestToken(token);
+      const revoked = await tokens.revokeByDigest(digest, clock.now(), client.id);
+      if (revoked.length) {
+        await this.forget(revoked);
+        deps.logger.info({ clientId: client.id }, "token revoked by its client");
+        return;
+      }
+      const found = await tokens.findByDigest(digest);
+      if (found && found.clientId !== client.id) throw new OAuthError("unauthorized_client", "The token was issued to another client");
     },
 
     /** Drops revoked digests from every API process's cache. */

@@ -12,6 +12,8 @@ export function toAsyncRequest(row: AsyncRequestRow) {
     dateStarted: row.startedAt?.toISOString() ?? null,
     dateFinished: row.finishedAt?.toISOString() ?? null,
     progress: row.progress,
+    // Runs of the action so far: retries under its retry policy and re-runs after a crash count.
+    attempts: row.runs,
     metadata: row.metadata ?? null,
     callbackUrl: row.callbackUrl,
     // With a callbackUrl the callback is PENDING until the request finishes and delivery starts.

@@ -2,7 +2,8 @@
 export const QUEUE_NAMES = { jobs: "jobs", callbacks: "callbacks" } as const;
 
 /** A `jobs` job carries only the request id: Postgres holds the input, so a job is never stale. */
-export type RunActionJob = { requestId: string };
+/** `action` lets a worker apply the action's concurrency before it claims (absent in older jobs). */
+export type RunActionJob = { requestId: string; action?: string };
 
 /** Channel on which every status change is published, so any API process can wake its waiters. */
 export function statusChannel(prefix: string): string {

@@ -3,7 +3,8 @@ import type { Logger } from "pino";
 import { z } from "zod";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 import type { ActionThreadPool } from "../core/actions/thread-pool.js";
-import { ActionError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
+import { retryBackoffMs } from "../core/actions/catalog.js";
+import { ActionError, RetryableError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
 import type { Lifecycle } from "../core/lifecycle.js";
 import type { Clock } from "../shared/clock.js";
 import { isDependencyDown } from "../shared/errors.js";
@@ -16,7 +17,7 @@ export type RunActionDeps = {
   /** The time limit of an action that declares none. */
   defaultTimeLimitMs: number;
   actionHttp: ActionHelpers["http"];
-  /** How long a job at its tenant's concurrency limit waits before trying again. */
+  /** How long a job at its tenant's running limit, or its action's concurrency, waits before trying again. */
   tenantSlotRetryMs: number;
   catalog: ActionCatalog;
   clock: Clock;
@@ -40,6 +41,8 @@ export class WorkerShutdown extends Error {
  */
 export function createRunAction(deps: RunActionDeps, running: Map<string, AbortController>) {
   const { lifecycle, catalog, clock } = deps;
+  /** Runs in progress in this process, per action with a concurrency policy. */
+  const activeByAction = new Map<string, number>();
 
   return async function runAction(job: Job<RunActionJob>, token?: string): Promise<void> {
     try {
@@ -53,6 +56,25 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
   };
 
   async function runOnce(job: Job<RunActionJob>, token?: string): Promise<void> {
+    // The action's concurrency in this process, taken before the claim (check and count in one
+    // synchronous step), so a job over it waits in the queue without having touched its request.
+    const limited = job.data.action ? catalog.get(job.data.action) : undefined;
+    if (limited?.concurrency !== undefined) {
+      const active = activeByAction.get(limited.name) ?? 0;
+      if (active >= limited.concurrency) {
+        await job.moveToDelayed(Date.now() + deps.tenantSlotRetryMs, token);
+        throw new DelayedError();
+      }
+      activeByAction.set(limited.name, active + 1);
+    }
+    try {
+      await claimAndRun(job, token);
+    } finally {
+      if (limited?.concurrency !== undefined) activeByAction.set(limited.name, activeByAction.get(limited.name)! - 1);
+    }
+  }
+
+  async function claimAndRun(job: Job<RunActionJob>, token?: string): Promise<void> {
     const id = job.data.requestId;
     // Registered before RUNNING is written, so a cancel that races the start still aborts us.
     const controller = new AbortController();
@@ -67,13 +89,16 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
       }
       const { row } = claimed;
       const logger = deps.logger.child({ asyncRequestId: id, tenantId: row.tenantId, jobId: job.id });
-      if (row.runs > 1) logger.warn({ run: row.runs }, "running again after a crashed or stalled worker");
-
       const action = catalog.get(row.action);
       if (!action) {
-        await lifecycle.finish(id, "FAILED", { errorCode: "UNKNOWN_ACTION", errorDesc: `This deployment has no action "${row.action}"` });
-        return;
+        // The API that accepted it knew the action, so the processes disagree on the catalog (a
+        // deploy in progress, or a misconfigured worker): report it and leave the request for a
+        // worker that has the action, rather than failing it.
+        logger.error({ action: row.action, actions: [...catalog.keys()] }, "this worker has no such action: its catalog differs from the API's (see ACTIONS, BUILTIN_ACTIONS); the request waits");
+        await job.moveToDelayed(Date.now() + UNKNOWN_ACTION_RETRY_MS, token);
+        throw new DelayedError();
       }
+      if (row.runs > 1) logger.warn({ run: row.runs, attempts: action.retry?.attempts ?? 1 }, "running again (a retry, or after a crashed or stalled worker)");
       const input = action.input.safeParse(row.input);
       if (!input.success) {
         await lifecycle.finish(id, "FAILED", {
@@ -101,6 +126,14 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
           await lifecycle.finish(id, "CANCELLED", { errorCode: "CANCELLED", errorDesc: "Cancelled while running" });
           return;
         }
+        const transient = error instanceof RetryableError || !(error instanceof ActionError);
+        if (transient && row.runs < (action.retry?.attempts ?? 1)) {
+          // The retry policy: the request stays RUNNING (its slot kept) and runs again later.
+          const delayMs = retryBackoffMs(action, row.runs);
+          logger.warn({ err: error, run: row.runs, attempts: action.retry!.attempts, retryInMs: delayMs }, "action failed; it will run again (its retry policy)");
+          await job.moveToDelayed(Date.now() + delayMs, token);
+          throw new DelayedError();
+        }
         if (error instanceof ActionError) {
           await lifecycle.finish(id, "FAILED", { errorCode: error.code, errorDesc: error.message, errorDetails: error.details });
           return;
@@ -115,6 +148,9 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     }
   }
 }
+
+/** How soon a job whose action this worker does not have is offered again. */
+export const UNKNOWN_ACTION_RETRY_MS = 5_000;
 
 /** How soon a job that found the database unreachable tries again. */
 export const DEPENDENCY_RETRY_MS = 1_000;

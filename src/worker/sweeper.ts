@@ -79,7 +79,7 @@ export function createSweeper(deps: SweeperDeps) {
         const state = job ? await job.getState() : "missing";
         if (state === "missing" || state === "unknown" || state === "completed") {
           if (job) await job.remove().catch(() => {});
-          await queues.enqueueRun(row.id);
+          await queues.enqueueRun(row.id, row.action);
           stats.enqueued++;
           logger.warn({ asyncRequestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
         } else if (state === "failed") {

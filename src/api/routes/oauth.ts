@@ -21,13 +21,13 @@ const token = createRoute({
   security,
   summary: "Exchange client credentials for a bearer token (RFC 6749 §4.4)",
   description:
-    "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` 0 means the token does not expire.",
+    "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` is left out when tokens do not expire (`TOKEN_TTL=0`). `invalid_client` is 401, with `WWW-Authenticate: Basic` when the client tried HTTP Basic (RFC 6749 §5.2).",
   responses: {
     200: {
       description: "A token",
       content: {
         "application/json": {
-          schema: z.object({ token_type: z.literal("Bearer"), access_token: z.string(), expires_in: z.number().int(), scope: z.string() }),
+          schema: z.object({ token_type: z.literal("Bearer"), access_token: z.string(), expires_in: z.number().int().positive().optional(), scope: z.string() }),
         },
       },
     },
@@ -43,8 +43,13 @@ const revoke = createRoute({
   tags,
   security,
   summary: "Revoke one of your tokens (RFC 7009)",
-  description: "Parameter `token` (and optionally `token_type_hint`), with client authentication as for /oauth/token.",
-  responses: { 200: { description: "Revoked, or unknown: either way it no longer works" }, 400: { description: "invalid_request" }, 401: { description: "invalid_client" } },
+  description:
+    "Parameter `token` (and optionally `token_type_hint`, which is not needed: there is one kind of token), with client authentication as for /oauth/token. A token of another client is refused (`unauthorized_client`, RFC 7009 §2.1).",
+  responses: {
+    200: { description: "Revoked, or unknown: either way it no longer works" },
+    400: { description: "invalid_request, or unauthorized_client for another client's token" },
+    401: { description: "invalid_client" },
+  },
 });
 
 const MAX_PARAM_LENGTH = 4096;
@@ -104,7 +109,11 @@ function readCredentials(c: Context<AppEnv>, params: Record<string, string>): Cl
     if (!acceptable(clientId) || !acceptable(clientSecret)) throw new OAuthError("invalid_client", "Malformed HTTP Basic credentials", true);
     return { clientId, clientSecret, usedBasic: true, address: sourceAddress(c) };
   }
-  if (!params.client_id || !params.client_secret) throw new OAuthError("invalid_client", "Client credentials are missing");
+  if (!params.client_id || !params.client_secret) {
+    // No credentials at all: challenge with Basic, the scheme every client supports.
+    const presented = params.client_id !== undefined || params.client_secret !== undefined;
+    throw new OAuthError("invalid_client", "Client credentials are missing", !presented);
+  }
   return { clientId: params.client_id, clientSecret: params.client_secret, usedBasic: false, address: sourceAddress(c) };
 }
 

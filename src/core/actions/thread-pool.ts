@@ -37,7 +37,7 @@ import { createRequire } from "node:module";
 import { pathToFileURL } from "node:url";
 import { MessageChannel, receiveMessageOnPort } from "node:worker_threads";
 import { Piscina } from "piscina";
-import { ActionError } from "./types.js";
+import { ActionError, RetryableError } from "./types.js";
 import type { SerializedError, ThreadMessage, ThreadOutcome, ThreadTask } from "./thread-worker.js";
 
 export type ActionThreadPoolOptions = {
@@ -97,7 +97,8 @@ export function createActionThreadPool(options: ActionThreadPoolOptions = {}): A
     // Task messages arrive as events; with the default ("sync"), an idle thread blocks in
     // Atomics.wait, and a task's own timers and promises could not run between tasks.
     atomics: "disabled",
-    ...(fromSource ? { execArgv: ["--import", tsxPreload()] } : {}),
+    // TypeScript in a thread: this package run from source, or a user's action module in .ts.
+    ...(fromSource || modules.some((m) => /\.[cm]?ts$/.test(new URL(m).pathname)) ? { execArgv: ["--import", tsxPreload()] } : {}),
   });
   // Runs that wait for a thread (their action has not started yet), with how to fail them.
   const waiting = new Set<(error: unknown) => void>();
@@ -204,7 +205,7 @@ function isOutOfMemory(error: unknown): boolean {
 function deserializeError(serialized: SerializedError): Error {
   const error =
     serialized.code !== undefined
-      ? new ActionError(serialized.code, serialized.message, serialized.details ?? [])
+      ? new (serialized.name === "RetryableError" ? RetryableError : ActionError)(serialized.code, serialized.message, serialized.details ?? [])
       : Object.assign(new Error(serialized.message), { name: serialized.name });
   if (serialized.stack) error.stack = serialized.stack;
   return error;

@@ -18,7 +18,8 @@
 import type { MessagePort } from "node:worker_threads";
 import type { Logger } from "pino";
 import { systemClock } from "../../shared/clock.js";
-import { ActionError, type ActionDefinition, type ActionHelpers } from "./types.js";
+import { exportedActions } from "./module-actions.js";
+import { ActionError, isActionDefinition, type ActionDefinition, type ActionHelpers } from "./types.js";
 
 export type ThreadTask = {
   action: string;
@@ -66,8 +67,7 @@ function registryOf(modules: readonly string[]): Promise<ReadonlyMap<string, Act
 async function loadRegistry(modules: readonly string[]): Promise<ReadonlyMap<string, ActionDefinition>> {
   const registry = new Map<string, ActionDefinition>();
   for (const specifier of modules) {
-    const exports: Record<string, unknown> = await import(specifier);
-    for (const value of Object.values(exports)) {
+    for (const value of exportedActions(await import(specifier))) {
       if (!isThreadAction(value)) continue;
       const known = registry.get(value.name);
       if (known && known !== value) throw new Error(`Two thread actions are named "${value.name}" (in ${modules.join(", ")})`);
@@ -78,9 +78,7 @@ async function loadRegistry(modules: readonly string[]): Promise<ReadonlyMap<str
 }
 
 function isThreadAction(value: unknown): value is ActionDefinition {
-  if (typeof value !== "object" || value === null) return false;
-  const candidate = value as Partial<ActionDefinition>;
-  return typeof candidate.name === "string" && typeof candidate.run === "function" && candidate.runIn === "thread";
+  return isActionDefinition(value) && value.runIn === "thread";
 }
 
 function threadHelpers(port: MessagePort): ActionHelpers {
