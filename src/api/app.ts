@@ -12,10 +12,10 @@ import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerAsyncRequestRoutes } from "./routes/async-requests.js";
 import { registerCallbackRoutes } from "./routes/callbacks.js";
 import { registerDocsRoutes } from "./routes/docs.js";
-import { registerEventRoutes } from "./routes/events.js";
+import { registerEventRoutes, type EventStreamOptions } from "./routes/events.js";
 import { registerHealthRoutes } from "./routes/health.js";
 
-export type AppOptions = { bodyLimit: number; version: string };
+export type AppOptions = { bodyLimit: number; version: string; events?: EventStreamOptions };
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\s*(;|$)/i;
 
@@ -103,7 +103,7 @@ export function createApp(services: ApiServices, options: AppOptions) {
   registerActionRoutes(app);
   registerAsyncRequestRoutes(app);
   registerCallbackRoutes(app);
-  registerEventRoutes(app);
+  registerEventRoutes(app, options.events);
   registerOAuthRoutes(app);
   registerAdminRoutes(app);
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", description: "A token from POST /oauth/token" });

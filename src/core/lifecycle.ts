@@ -225,7 +225,11 @@ export function createLifecycle(deps: LifecycleDeps) {
       return cancelled;
     },
 
-    setProgress: (id: string, percent: number) => statements.setProgress(id, percent, clock.now()),
+    /** Records an action's progress and announces it like a status change (SSE streams it). */
+    async setProgress(id: string, percent: number): Promise<void> {
+      await statements.setProgress(id, percent, clock.now());
+      void events.publishStatus({ id, status: "RUNNING" });
+    },
 
     /** Waits for the submits, claims and finishes already handed in (shutdown). */
     drain: () => Promise.all([submits.drain(), claims.drain(), finishes.drain()]).then(() => undefined),

@@ -58,6 +58,7 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
   async function runOnce(job: Job<RunActionJob>, token?: string): Promise<void> {
     // The action's concurrency in this process, taken before the claim (check and count in one
     // synchronous step), so a job over it waits in the queue without having touched its request.
+    if (job.data.action !== undefined && !catalog.has(job.data.action)) return leaveForAnotherWorker(job, job.data.action, token);
     const limited = job.data.action ? catalog.get(job.data.action) : undefined;
     if (limited?.concurrency !== undefined) {
       const active = activeByAction.get(limited.name) ?? 0;
@@ -72,6 +73,20 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
     } finally {
       if (limited?.concurrency !== undefined) activeByAction.set(limited.name, activeByAction.get(limited.name)! - 1);
     }
+  }
+
+  /**
+   * The API that accepted the request knew its action, so the processes disagree on the catalog
+   * (a deploy in progress, or a misconfigured worker): report it and leave the request for a
+   * worker that has the action, rather than failing it.
+   */
+  async function leaveForAnotherWorker(job: Job<RunActionJob>, action: string, token?: string): Promise<never> {
+    deps.logger.error(
+      { asyncRequestId: job.data.requestId, action, actions: [...catalog.keys()] },
+      "this worker has no such action: its catalog differs from the API's (see ACTIONS, BUILTIN_ACTIONS); the request waits",
+    );
+    await job.moveToDelayed(Date.now() + UNKNOWN_ACTION_RETRY_MS, token);
+    throw new DelayedError();
   }
 
   async function claimAndRun(job: Job<RunActionJob>, token?: string): Promise<void> {
@@ -90,14 +105,7 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
       const { row } = claimed;
       const logger = deps.logger.child({ asyncRequestId: id, tenantId: row.tenantId, jobId: job.id });
       const action = catalog.get(row.action);
-      if (!action) {
-        // The API that accepted it knew the action, so the processes disagree on the catalog (a
-        // deploy in progress, or a misconfigured worker): report it and leave the request for a
-        // worker that has the action, rather than failing it.
-        logger.error({ action: row.action, actions: [...catalog.keys()] }, "this worker has no such action: its catalog differs from the API's (see ACTIONS, BUILTIN_ACTIONS); the request waits");
-        await job.moveToDelayed(Date.now() + UNKNOWN_ACTION_RETRY_MS, token);
-        throw new DelayedError();
-      }
+      if (!action) return leaveForAnotherWorker(job, row.action, token); // a job enqueued without its action's name
       if (row.runs > 1) logger.warn({ run: row.runs, attempts: action.retry?.attempts ?? 1 }, "running again (a retry, or after a crashed or stalled worker)");
       const input = action.input.safeParse(row.input);
       if (!input.success) {
