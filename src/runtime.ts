@@ -19,7 +19,8 @@ import { checkRedisTarget, connectRedis, describeRedisTarget, RedisConfigError, 
 import { createPubSub, type PubSub } from "./infra/pubsub.js";
 import { asyncRequestsService } from "./services/async-requests.js";
 import { systemClock, type Clock } from "./shared/clock.js";
-import { createActionCatalog, type SourcedAction } from "./core/actions/catalog.js";
+import { catalogFingerprint, createActionCatalog, type SourcedAction } from "./core/actions/catalog.js";
+import { createCatalogRegistry } from "./infra/catalog-registry.js";
 import { loadActionModules } from "./core/actions/load.js";
 import { BUILT_IN_THREAD_ACTIONS, createActionThreadPool } from "./core/actions/thread-pool.js";
 import { createCallbackSchedule } from "./core/callback-schedule.js";
@@ -104,6 +105,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const tokens = tokensRepository(database.db);
   const callbacks = callbacksRepository(database.db);
   const metrics = createMetrics();
+  const catalogRegistry = createCatalogRegistry({
+    redis,
+    prefix: config.queuePrefix,
+    fingerprint: catalogFingerprint(catalog),
+    actions: [...catalog.keys()],
+    roles: Object.entries(roles).filter(([, on]) => on).map(([role]) => role),
+    logger,
+    onMismatches: (count) => metrics.catalogMismatches.set(count),
+  });
+  await catalogRegistry.start();
   const statements = lifecycleStatements(database.sql);
   const userAgent = `Ricochet/${VERSION}`;
   const callbackPolicy = createAddressPolicy(config.outboundAllow);
@@ -266,6 +277,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     services,
     pubsub: events,
     async close() {
+      await catalogRegistry.stop();
       await lifecycle.drain();
       await workers?.close();
       await threads?.close();

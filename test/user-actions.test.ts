@@ -186,6 +186,10 @@ describe("API and worker processes that disagree on the catalog", { timeout: 60_
       const deadline = Date.now() + 10_000;
       while (!stale.logs.text.includes("this worker has no such action") && Date.now() < deadline) await new Promise((done) => setTimeout(done, 20));
       expect(stale.logs.text).toContain("this worker has no such action");
+      // …and the stale worker said so at start-up, naming the actions only the API has.
+      const report = stale.logs.lines.map((l) => JSON.parse(l) as { msg: string; onlyThere?: string[] }).find((l) => l.msg.startsWith("another process of this deployment offers a different action catalog"));
+      expect(report?.onlyThere?.sort()).toEqual(["flaky", "gated", "greet", "primes", "stuck"]);
+      expect(await (await stale.services.metrics.registry.getSingleMetric("ricochet_catalog_mismatched_processes")!.get()).values[0]!.value).toBe(1);
       // Not claimed, not failed: still QUEUED.
       expect((await (await api.request(`/api/v1/async/${request.id}`)).json()) as object).toMatchObject({ asyncRequest: { status: "QUEUED" } });
       // The deploy completes: the stale worker goes, one with the action runs it.

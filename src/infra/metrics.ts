@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** Prometheus metrics of one process, on its own registry (served at /metrics). */
 export function createMetrics() {
@@ -27,6 +27,11 @@ export function createMetrics() {
     callbacksExhausted: new Counter({
       name: "ricochet_callbacks_exhausted_total",
       help: "Callback series that failed every attempt",
+      registers: [registry],
+    }),
+    catalogMismatches: new Gauge({
+      name: "ricochet_catalog_mismatched_processes",
+      help: "Live processes of this deployment whose action catalog differs from this process's",
       registers: [registry],
     }),
     callbackDuration: new Histogram({
