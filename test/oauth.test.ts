@@ -59,10 +59,14 @@ describe("POST /oauth/token", () => {
   it("answers invalid_client (401) for a wrong secret, an unknown client, missing credentials", async () => {
     const wrong = await tokenRequest({ body: new URLSearchParams({ grant_type: "client_credentials", client_id: rt.client.clientId, client_secret: "cs_wrong" }) });
     await expectOAuthError(wrong, 401, "invalid_client");
-    expect(wrong.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    // Credentials in the body: no challenge (a Bearer one would read as a protected-resource error).
+    expect(wrong.headers.get("www-authenticate")).toBeNull();
     const unknown = await tokenRequest({ body: new URLSearchParams({ grant_type: "client_credentials", client_id: "cli_nobody", client_secret: "x" }) });
     await expectOAuthError(unknown, 401, "invalid_client");
-    await expectOAuthError(await tokenRequest({ body: new URLSearchParams({ grant_type: "client_credentials" }) }), 401, "invalid_client");
+    expect(unknown.headers.get("www-authenticate")).toBeNull();
+    const none = await tokenRequest({ body: new URLSearchParams({ grant_type: "client_credentials" }) });
+    await expectOAuthError(none, 401, "invalid_client");
+    expect(none.headers.get("www-authenticate")).toBe('Basic realm="ricochet"');
     const basic = Buffer.from(`${rt.client.clientId}:nope`).toString("base64");
     const badBasic = await tokenRequest({ headers: { authorization: `Basic ${basic}` }, body: new URLSearchParams({ grant_type: "client_credentials" }) });
     await expectOAuthError(badBasic, 401, "invalid_client");
@@ -143,20 +147,39 @@ describe("bearer tokens on /api", () => {
     expect(((await response.json()) as { asyncRequest: { createdBy: unknown } }).asyncRequest.createdBy).toEqual({ clientId: other.clientId });
   });
 
-  it("a client revokes its own token (RFC 7009); revoking someone else's does nothing", async () => {
+  it("a client revokes its own token (RFC 7009); someone else's is refused (unauthorized_client) and stays valid", async () => {
     const mine = await rt.createClient();
     const theirs = await rt.createClient();
     const revokeAs = (client: typeof mine, token: string) =>
       rt.rawRequest("/oauth/revoke", { method: "POST", body: new URLSearchParams({ token, client_id: client.clientId, client_secret: client.clientSecret }) });
-    expect((await revokeAs(mine, theirs.token)).status).toBe(200);
+    const foreign = await revokeAs(mine, theirs.token);
+    expect(foreign.status).toBe(400); // RFC 7009 §2.1: refused, and the token stays valid
+    expect(foreign.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(((await foreign.json()) as OAuthErrorJson).error).toBe("unauthorized_client");
     expect((await theirs.request("/api/v1/async")).status).toBe(200);
     expect((await revokeAs(mine, mine.token)).status).toBe(200);
     const after = await mine.request("/api/v1/async");
     expect(after.status).toBe(401);
     expect(after.headers.get("www-authenticate")).toContain("revoked");
+    expect((await revokeAs(mine, mine.token)).status).toBe(200); // already revoked: still fine
     expect((await revokeAs(mine, "rct_unknown")).status).toBe(200);
-    const noToken = await rt.rawRequest("/oauth/revoke", { method: "POST", body: new URLSearchParams({ client_id: mine.clientId, client_secret: mine.clientSecret }) });
-    expect(noToken.status).toBe(400);
+  });
+
+  it("/oauth/revoke errors are RFC 6749 JSON: invalid_request, invalid_client with the right challenge", async () => {
+    const client = await rt.createClient();
+    const revoke = (init: RequestInit) => rt.rawRequest("/oauth/revoke", { method: "POST", ...init });
+    const expectError = async (response: Response, status: number, error: string, challenge: string | null) => {
+      expect(response.status).toBe(status);
+      expect(response.headers.get("content-type")).toMatch(/^application\/json/);
+      expect(response.headers.get("www-authenticate")).toBe(challenge);
+      expect(((await response.json()) as OAuthErrorJson).error).toBe(error);
+    };
+    await expectError(await revoke({ body: new URLSearchParams({ client_id: client.clientId, client_secret: client.clientSecret }) }), 400, "invalid_request", null);
+    await expectError(await revoke({ body: new URLSearchParams({ token: client.token, client_id: client.clientId, client_secret: "wrong" }) }), 401, "invalid_client", null);
+    const basic = Buffer.from(`${client.clientId}:wrong`).toString("base64");
+    await expectError(await revoke({ headers: { authorization: `Basic ${basic}` }, body: new URLSearchParams({ token: client.token }) }), 401, "invalid_client", 'Basic realm="ricochet"');
+    await expectError(await revoke({ body: new URLSearchParams({ token: client.token }) }), 401, "invalid_client", 'Basic realm="ricochet"');
+    expect((await client.request("/api/v1/async")).status).toBe(200); // none of these revoked it
   });
 });
 
@@ -178,7 +201,7 @@ describe("token expiry (injected clock)", () => {
     }
   });
 
-  it("TOKEN_TTL=0 issues tokens that never expire (expires_in 0)", async () => {
+  it("TOKEN_TTL=0 issues tokens that never expire, without expires_in (0 would read as expired)", async () => {
     const clock = manualClock();
     const rt = await startTestRuntime({ roles: { api: true, worker: false }, clock, env: { TOKEN_TTL: "0" } });
     try {
@@ -187,7 +210,7 @@ describe("token expiry (injected clock)", () => {
         body: new URLSearchParams({ grant_type: "client_credentials", client_id: rt.client.clientId, client_secret: rt.client.clientSecret }),
       });
       const body = (await response.json()) as TokenJson;
-      expect(body.expires_in).toBe(0);
+      expect(body).not.toHaveProperty("expires_in");
       clock.advance(10 * 365 * 86_400_000);
       expect((await rt.rawRequest("/api/v1/async", { headers: { authorization: `Bearer ${body.access_token}` } })).status).toBe(200);
     } finally {

@@ -55,7 +55,8 @@ describe("GET /api/v1/async/{id}/events", { timeout: 60_000 }, () => {
     const seen = await events;
     expect(seen.map((e) => e.data.asyncRequest.status)).toEqual(["QUEUED", "RUNNING", "COMPLETED"]);
     expect(seen.map((e) => e.event)).toEqual(["status", "status", "status"]);
-    expect(seen.map((e) => e.id)).toEqual(["1", "2", "3"]);
+    // Ids derive from the state (runs × 1000 + stage), so every API process numbers alike.
+    expect(seen.map((e) => e.id)).toEqual(["1", "1001", "1999"]);
     expect(seen.at(-1)!.data.asyncRequest.progress).toBe(100);
     await worker?.kill("SIGKILL"); // the next tests need requests to stay QUEUED
   });
@@ -65,6 +66,7 @@ describe("GET /api/v1/async/{id}/events", { timeout: 60_000 }, () => {
     await api.request(`/api/v1/async/${queued.id}`, { method: "DELETE" });
     const events = await readEvents(await api.request(`/api/v1/async/${queued.id}/events`));
     expect(events.map((e) => e.data.asyncRequest.status)).toEqual(["CANCELLED"]);
+    expect(events.map((e) => e.id)).toEqual(["999"]); // cancelled before any run
     const other = await api.createClient();
     expect((await other.request(`/api/v1/async/${queued.id}/events`)).status).toBe(404);
   });
@@ -81,6 +83,31 @@ describe("GET /api/v1/async/{id}/events", { timeout: 60_000 }, () => {
     } finally {
       await second.stop();
     }
+  });
+
+  it("Last-Event-ID: 204 once the final state was seen; an older id gets it once; other values are ignored", async () => {
+    const { id } = await submit(api, { action: "echo", input: {} });
+    await api.request(`/api/v1/async/${id}`, { method: "DELETE" });
+    const from = (lastEventId: string) => api.request(`/api/v1/async/${id}/events`, { headers: { "last-event-id": lastEventId } });
+    for (const seen of ["999", "5000"]) {
+      const done = await from(seen);
+      expect(done.status).toBe(204);
+      expect(await done.text()).toBe("");
+    }
+    for (const older of ["1", "998", "not-a-number", "-1", ""]) {
+      const response = await from(older);
+      expect(response.status).toBe(200);
+      expect((await readEvents(response)).map((e) => [e.id, e.data.asyncRequest.status])).toEqual([["999", "CANCELLED"]]);
+    }
+  });
+
+  it("Last-Event-ID of the current state: nothing is repeated, the next change comes", async () => {
+    const { id } = await submit(api, { action: "echo", input: {} }); // QUEUED (id 1): no worker runs
+    const response = await api.request(`/api/v1/async/${id}/events`, { headers: { "last-event-id": "1" } });
+    expect(response.status).toBe(200);
+    const events = readEvents(response);
+    await api.request(`/api/v1/async/${id}`, { method: "DELETE" });
+    expect((await events).map((e) => [e.id, e.data.asyncRequest.status])).toEqual([["999", "CANCELLED"]]);
   });
 
   it("needs the read scope", async () => {
