@@ -107,6 +107,8 @@ const envSchema = z.object({
   /** How long a worker's lock on a job lasts; a crashed worker's job runs again after it. */
   JOB_LOCK_DURATION: duration.default(30_000),
   SHUTDOWN_TIMEOUT: duration.default(25_000),
+  /** On SIGTERM, how long /readyz answers 503 while the API still serves, so load balancers stop sending first. */
+  SHUTDOWN_DELAY: duration.default(0),
   /** Bearer token lifetime; 0 means tokens never expire. */
   TOKEN_TTL: duration.default(24 * 3_600_000),
   /** How long an API process may trust a cached token look-up: the bound on revocation. */
@@ -207,6 +209,7 @@ export type Config = {
   sweeperGrace: number;
   jobLockDuration: number;
   shutdownTimeout: number;
+  shutdownDelayMs: number;
   managedRedis: "auto" | "off";
   tokenTtlMs: number;
   tokenCacheTtlMs: number;
@@ -322,6 +325,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweeperGrace: e.SWEEPER_GRACE,
     jobLockDuration: e.JOB_LOCK_DURATION,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
+    shutdownDelayMs: e.SHUTDOWN_DELAY,
     managedRedis: e.MANAGED_REDIS,
     tokenTtlMs: e.TOKEN_TTL,
     tokenCacheTtlMs: e.TOKEN_CACHE_TTL,

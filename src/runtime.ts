@@ -54,6 +54,8 @@ export type Runtime = {
   database: Database;
   services: ApiServices;
   pubsub: PubSub;
+  /** Readiness turns 503 ("shutting down"); long-polls answer and event streams end. Nothing else stops yet. */
+  beginShutdown(): void;
   close(): Promise<void>;
 };
 
@@ -201,7 +203,10 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     batch: { maxRows: config.submitBatchMax, maxConcurrentFlushes: config.submitBatchFlushes },
   });
 
+  // SIGTERM: readiness turns 503 at once, long-polls and event streams end (see beginShutdown).
+  const shutdown = new AbortController();
   const services: ApiServices = {
+    shuttingDown: shutdown.signal,
     asyncRequests: asyncRequestsService({
       repo,
       callbacks,
@@ -233,7 +238,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         check(pingWithin(redis, 1_000)),
         check(Promise.race([database.ping(), new Promise((_, reject) => setTimeout(() => reject(new Error("no answer within 2000 ms")), 2_000).unref())])),
       ]);
-      return { redis: redisCheck, database: dbCheck };
+      return { redis: redisCheck, database: dbCheck, ...(shutdown.signal.aborted ? { process: "shutting down" } : {}) };
     },
   };
 
@@ -276,7 +281,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     database,
     services,
     pubsub: events,
+    beginShutdown() {
+      shutdown.abort();
+    },
     async close() {
+      shutdown.abort();
       await catalogRegistry.stop();
       await lifecycle.drain();
       await workers?.close();

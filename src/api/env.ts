@@ -19,6 +19,8 @@ export type ApiServices = {
   catalog: ActionCatalog;
   logger: Logger;
   readiness(): Promise<Record<string, string>>;
+  /** Aborts when the process begins to shut down: long-polls answer and event streams end. */
+  shuttingDown: AbortSignal;
   /** Calls `listener` at each status change of request `id`, from any process. */
   subscribeStatus(id: string, listener: () => void): () => void;
 };

@@ -72,13 +72,22 @@ export async function runService(mode: string): Promise<void> {
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down: no new work; letting active jobs finish");
+    // 1. Readiness answers 503, long-polls answer and event streams end (clients reconnect
+    //    elsewhere); the API keeps serving for SHUTDOWN_DELAY so load balancers can notice.
+    runtime.beginShutdown();
+    logger.info({ signal, delayMs: config.shutdownDelayMs }, "shutting down: readiness is 503; draining");
+    if (config.shutdownDelayMs > 0) await new Promise((done) => setTimeout(done, config.shutdownDelayMs));
+    // 2. No new connections; requests in flight finish (idle keep-alive connections close now,
+    //    anything still open after SHUTDOWN_TIMEOUT is cut).
     await new Promise<void>((done) => {
       if (!server) return done();
       server.close(() => done());
-      // Long-polls and event streams would hold the close open: end them after a short grace.
-      setTimeout(() => server.closeAllConnections(), 2_000).unref();
+      server.closeIdleConnections();
+      setTimeout(() => server.closeAllConnections(), config.shutdownTimeout).unref();
     });
+    // 3. Workers take no new jobs; active ones finish for up to SHUTDOWN_TIMEOUT, then are
+    //    released (they run again on another worker); connections close.
+    logger.info("no new work; letting active jobs finish");
     await runtime.close();
     await managedRedis?.stop();
     logger.info("stopped");

@@ -131,7 +131,9 @@ export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(get, async (c) => {
     const { id } = c.req.valid("param");
     const { wait } = c.req.valid("query");
-    const row = await c.var.services.asyncRequests.waitForChange(c.var.caller, id, wait * 1000, c.req.raw.signal);
+    // Answers at the first change, the end of the wait, the client leaving, or a shutdown.
+    const signal = AbortSignal.any([c.req.raw.signal, c.var.services.shuttingDown]);
+    const row = await c.var.services.asyncRequests.waitForChange(c.var.caller, id, wait * 1000, signal);
     if (!isFinal(row.status)) c.header("Retry-After", POLL_AFTER_SECONDS);
     return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
   });

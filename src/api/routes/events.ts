@@ -90,6 +90,11 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStre
 
     return streamSSE(c, async (stream) => {
       stream.onAbort(() => wake());
+      // The process is shutting down: end the stream; the client reconnects (to another
+      // process) with Last-Event-ID and loses nothing.
+      const { shuttingDown } = c.var.services;
+      const onShutdown = () => wake();
+      shuttingDown.addEventListener("abort", onShutdown, { once: true });
       const heartbeat = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), heartbeatMs);
       let sent = lastEventId;
       try {
@@ -101,9 +106,9 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStre
             sent = eventId;
             await stream.writeSSE({ event: "status", id: String(eventId), data: JSON.stringify({ asyncRequest: toAsyncRequest(row) }) });
           }
-          if (isFinal(row.status) || stream.aborted) break;
+          if (isFinal(row.status) || stream.aborted || shuttingDown.aborted) break;
           if (!changed) await new Promise<void>((resolve) => (wake = resolve));
-          if (stream.aborted) break;
+          if (stream.aborted || shuttingDown.aborted) break;
           changed = false; // before the read: a change during it is read next time round
           row = await asyncRequests.get(caller, id);
         }
@@ -112,6 +117,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStre
         logger.warn({ err: error, asyncRequestId: id, requestId: c.var.requestId }, "an event stream ended early");
       } finally {
         clearInterval(heartbeat);
+        shuttingDown.removeEventListener("abort", onShutdown);
         unsubscribe();
       }
     });
