@@ -107,6 +107,10 @@ const envSchema = z.object({
   /** How long a worker's lock on a job lasts; a crashed worker's job runs again after it. */
   JOB_LOCK_DURATION: duration.default(30_000),
   SHUTDOWN_TIMEOUT: duration.default(25_000),
+  /** Finished requests (and their callback attempts) older than this are deleted; 0 keeps them forever. */
+  RETENTION: duration.default(30 * 86_400_000),
+  /** How often a worker runs the retention purge. */
+  RETENTION_INTERVAL: duration.pipe(z.number().min(1_000, "must be at least 1s")).default(3_600_000),
   /** On SIGTERM, how long /readyz answers 503 while the API still serves, so load balancers stop sending first. */
   SHUTDOWN_DELAY: duration.default(0),
   /** Bearer token lifetime; 0 means tokens never expire. */
@@ -210,6 +214,8 @@ export type Config = {
   jobLockDuration: number;
   shutdownTimeout: number;
   shutdownDelayMs: number;
+  retentionMs: number;
+  retentionIntervalMs: number;
   managedRedis: "auto" | "off";
   tokenTtlMs: number;
   tokenCacheTtlMs: number;
@@ -326,6 +332,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobLockDuration: e.JOB_LOCK_DURATION,
     shutdownTimeout: e.SHUTDOWN_TIMEOUT,
     shutdownDelayMs: e.SHUTDOWN_DELAY,
+    retentionMs: e.RETENTION,
+    retentionIntervalMs: e.RETENTION_INTERVAL,
     managedRedis: e.MANAGED_REDIS,
     tokenTtlMs: e.TOKEN_TTL,
     tokenCacheTtlMs: e.TOKEN_CACHE_TTL,

@@ -13,6 +13,7 @@ import { requestsRepository } from "./db/requests.js";
 import { tenantsRepository } from "./db/tenants.js";
 import { tokensRepository } from "./db/tokens.js";
 import { adminService } from "./services/admin.js";
+import { queueControlService } from "./services/queue-control.js";
 import { oauthService } from "./services/oauth.js";
 import { createQueues } from "./infra/queues.js";
 import { checkRedisTarget, connectRedis, describeRedisTarget, RedisConfigError, createRedis, pingWithin, warnAboutRedisSettings } from "./infra/redis.js";
@@ -32,6 +33,8 @@ import { startWorkers, type Workers } from "./worker/index.js";
 import { createCallbackDelivery, type CallbackDelivery } from "./worker/deliver-callback.js";
 import { createDeliverySlots } from "./worker/delivery-slots.js";
 import { createAttemptLeases } from "./worker/attempt-leases.js";
+import { createRetention, type Retention } from "./worker/retention.js";
+import { retentionStatements } from "./db/retention.js";
 import { VERSION } from "./version.js";
 
 export type Roles = { api: boolean; worker: boolean };
@@ -54,6 +57,8 @@ export type Runtime = {
   database: Database;
   services: ApiServices;
   pubsub: PubSub;
+  /** The retention purge, in a process with the worker role. */
+  retention: Retention | undefined;
   /** Readiness turns 503 ("shutting down"); long-polls answer and event streams end. Nothing else stops yet. */
   beginShutdown(): void;
   close(): Promise<void>;
@@ -145,10 +150,12 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
       windowSeconds: Math.ceil(config.authFailureWindowMs / 1000),
     }),
   });
+  const queueControl = queueControlService({ queues, logger });
   const admin = adminService({
     tenants,
     callbacks,
     queues,
+    queueControl,
     clients,
     tokens,
     oauth,
@@ -224,6 +231,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     subscribeStatus: (id, listener) => events.onStatus(id, listener),
     oauth,
     admin,
+    queueControl,
     adminToken: config.adminToken,
     metricsToken: config.metricsToken,
     catalog,
@@ -273,10 +281,23 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
           shutdownTimeoutMs: config.shutdownTimeout,
         })
       : undefined;
+  const retention = roles.worker
+    ? createRetention({
+        statements: retentionStatements(database.sql),
+        redis,
+        prefix: config.queuePrefix,
+        clock,
+        logger,
+        retentionMs: config.retentionMs,
+        intervalMs: config.retentionIntervalMs,
+      })
+    : undefined;
+  retention?.start();
 
   return {
     app,
     workers,
+    retention,
     delivery,
     database,
     services,
@@ -288,6 +309,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
       shutdown.abort();
       await catalogRegistry.stop();
       await lifecycle.drain();
+      await retention?.stop();
       await workers?.close();
       await threads?.close();
       stopRotationListener();

@@ -132,6 +132,8 @@ export const asyncRequests = pgTable(
     index("async_requests_tenant_created_idx").on(t.tenantId, t.createdAt.desc(), t.id.desc()),
     index("async_requests_status_updated_idx").on(t.status, t.updatedAt),
     index("async_requests_tenant_status_idx").on(t.tenantId, t.status),
+    // Retention finds finished requests by age (src/db/retention.ts).
+    index("async_requests_finished_idx").on(t.finishedAt),
   ],
 );
 

@@ -1,0 +1,1 @@
+CREATE INDEX "async_requests_finished_idx" ON "async_requests" USING btree ("finished_at");
