@@ -5,7 +5,10 @@
  */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { createRicochet, defineAction, z } from "../src/index.js";
@@ -13,8 +16,10 @@ import { createLogger } from "../src/logger.js";
 import { createRuntime } from "../src/runtime.js";
 import { createTestDatabase } from "./helpers/db.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { deleteKeys, REDIS_URL, uniquePrefix } from "./helpers/redis.js";
-import { jsonBody, startTestRuntime, submit, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
+import { loadActionModules } from "../src/core/actions/load.js";
+import { spawnRicochet } from "./helpers/process.js";
+import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from "./helpers/redis.js";
+import { jsonBody, startTestRuntime, submit, TEST_ADMIN_TOKEN, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/actions/${name}.ts`, import.meta.url));
 
@@ -172,6 +177,52 @@ describe("start-up checks of the action catalog", { timeout: 60_000 }, () => {
     } finally {
       await rt.stop();
     }
+  });
+});
+
+describe("ACTIONS from a package, and in the ricochet command", { timeout: 90_000 }, () => {
+  it("loads a package by name from the working directory's node_modules", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "ricochet-actions-pkg-"));
+    try {
+      const pkg = join(dir, "node_modules", "acme-actions");
+      mkdirSync(pkg, { recursive: true });
+      writeFileSync(join(pkg, "package.json"), JSON.stringify({ name: "acme-actions", type: "module", exports: "./index.js" }));
+      // Plain JavaScript, branded the way defineAction brands (Symbol.for: any copy of Ricochet).
+      writeFileSync(
+        join(pkg, "index.js"),
+        'export const ping = Object.defineProperty({ name: "ping", description: "pong", input: { safeParse: () => ({ success: true }) }, resultKey: "pong", run: async () => ({}) }, Symbol.for("ricochet.action"), { value: true });\n',
+      );
+      const loaded = await loadActionModules(["acme-actions"], dir);
+      expect(loaded.map(({ action, source }) => [action.name, source])).toEqual([["ping", pathToFileURL(join(pkg, "index.js")).href]]);
+      await expect(loadActionModules(["no-such-package"], dir)).rejects.toThrow(/ACTIONS: "no-such-package" cannot be found/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("`ricochet api` serves the actions of ACTIONS, and refuses to start (exit 1, the reason on stderr) with a broken module", async () => {
+    const db = await createTestDatabase();
+    const prefix = uniquePrefix();
+    const env = { DATABASE_URL: db.url!, REDIS_URL, QUEUE_PREFIX: prefix, SECRETS_KEY: TEST_SECRETS_KEY, ADMIN_TOKEN: TEST_ADMIN_TOKEN, HOST: "127.0.0.1" };
+    const port = await freePort();
+    const api = spawnRicochet("api", { ...env, PORT: String(port), ACTIONS: fixture("good") });
+    try {
+      await api.waitForOutput("ricochet is listening", 60_000);
+      const base = `http://127.0.0.1:${port}`;
+      const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, "content-type": "application/json" };
+      const client = (await (await fetch(`${base}/admin/v1/tenants/default/clients`, { method: "POST", headers: admin, body: JSON.stringify({ name: "cli" }) })).json()) as { clientId: string; clientSecret: string };
+      const token = (await (await fetch(`${base}/oauth/token`, { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }) })).json()) as { access_token: string };
+      const { actions } = (await (await fetch(`${base}/api/v1/actions`, { headers: { authorization: `Bearer ${token.access_token}` } })).json()) as { actions?: { name: string }[] };
+      expect(actions?.map((a) => a.name)).toContain("greet");
+    } finally {
+      await api.kill();
+    }
+    const broken = spawnRicochet("worker", { ...env, ACTIONS: fixture("broken") });
+    const exit = await broken.exited;
+    expect(exit.code).toBe(1);
+    expect(broken.output()).toMatch(/ricochet failed to start: The action catalog is not valid:\n {2}- ACTIONS: ".*broken\.ts" failed to load: the upstream SDK is not configured/);
+    await db.drop();
+    await deleteKeys(prefix);
   });
 });
 
