@@ -40,3 +40,11 @@ describe("README configuration table", () => {
     }
   });
 });
+
+describe("README: Write your own action", () => {
+  it("shows examples/greeter's action exactly as CI runs it", () => {
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const source = readFileSync(new URL("../examples/greeter/actions/page-title.ts", import.meta.url), "utf8");
+    expect(readme).toContain("```ts\n" + source + "```");
+  });
+});
