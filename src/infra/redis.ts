@@ -169,7 +169,7 @@ export async function warnAboutRedisSettings(redis: RedisConnection, warn: (mess
     const reply = (await redis.call("CONFIG", "GET", "hz")) as string[];
     const hz = Number(reply[1]);
     if (Number.isFinite(hz) && hz < 50) {
-      warn("Redis hz is low: callback retries may start up to 1000/hz ms late; set hz 100 (see README: Operating it)", { hz, lateByUpToMs: Math.round(1000 / hz) });
+      warn("Redis hz is low: callback retries may start up to 1000/hz ms late; set hz 100 (see README: Operating Ricochet)", { hz, lateByUpToMs: Math.round(1000 / hz) });
     }
   } catch {
     // CONFIG is disabled or renamed: nothing to check.
