@@ -1,17 +1,37 @@
 import { pino, type DestinationStream, type Logger } from "pino";
 
-/** Authorization headers and secrets never reach the logs, whatever a caller logs by mistake. */
-const REDACT = [
-  "req.headers.authorization",
-  "headers.authorization",
+/**
+ * Secrets never reach the logs, whatever a caller logs by mistake: credentials (Authorization and
+ * Cookie headers, tokens, client secrets, admin and metrics tokens), webhook signing secrets and
+ * signatures. Each key is redacted at the top level and one level down (`{ client: { secret } }`,
+ * `{ headers: { authorization } }`), and headers two levels down (`{ req: { headers } }`).
+ */
+const SECRET_KEYS = [
   "authorization",
-  "*.authorization",
-  "client_secret",
-  "*.client_secret",
-  "access_token",
-  "*.access_token",
+  "cookie",
   "secret",
-  "*.secret",
+  "secrets",
+  "client_secret",
+  "clientSecret",
+  "webhook_secret",
+  "webhookSecret",
+  "signingSecret",
+  "token",
+  "access_token",
+  "accessToken",
+  "refresh_token",
+  "adminToken",
+  "metricsToken",
+  "password",
+  "signature",
+  "webhook-signature",
+];
+const HEADER_KEYS = ["authorization", "cookie", "set-cookie", "webhook-signature"];
+const key = (name: string) => (/^\w+$/.test(name) ? `.${name}` : `["${name}"]`);
+const REDACT = [
+  ...SECRET_KEYS.map((name) => key(name).replace(/^\./, "")),
+  ...SECRET_KEYS.map((name) => `*${key(name)}`),
+  ...HEADER_KEYS.map((name) => `*.headers${key(name)}`),
 ];
 
 /**

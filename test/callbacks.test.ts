@@ -140,6 +140,6 @@ describe("callback delivery", () => {
     expect((await rt.services.admin.queueStats()).callbacks.failed).toBeGreaterThanOrEqual(1);
     const metrics = await (await rt.rawRequest("/metrics")).text();
     expect(metrics).toMatch(/ricochet_callbacks_exhausted_total \d+/);
-    expect(metrics).toMatch(/ricochet_callback_attempts_total\{outcome="http_status"\} \d+/);
+    expect(metrics).toMatch(/ricochet_callback_attempts_total\{outcome="5xx"\} \d+/);
   });
 });

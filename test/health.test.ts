@@ -55,7 +55,7 @@ describe("/metrics", () => {
       const text = await scraped.text();
       expect(text).toContain("ricochet_callback_attempts_total");
       // Event-loop delay, the symptom of work that blocks the service.
-      expect(text).toMatch(/^ricochet_process_nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
+      expect(text).toMatch(/^ricochet_nodejs_eventloop_lag_p99_seconds [\d.e-]+$/m);
       expect((await guarded.rawRequest("/healthz")).status).toBe(200); // health stays open for probes
     } finally {
       await guarded.stop();

@@ -12,7 +12,7 @@ import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
 import type { AttemptLeases } from "./attempt-leases.js";
 import { originOf, type DeliverySlots } from "./delivery-slots.js";
-import { OutboundError, type OutboundClient } from "../infra/outbound/client.js";
+import { OutboundError, type OutboundClient, type OutboundErrorClass } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
 import { isDependencyDown } from "../shared/errors.js";
@@ -77,6 +77,29 @@ function createAttemptRecorder(statements: LifecycleStatements) {
       if (outcome !== "again") return outcome;
     }
   };
+}
+
+/** The bounded outcome classes of an attempt, as metrics and logs name them. */
+export type AttemptOutcomeClass = "200" | "2xx" | "3xx" | "4xx" | "5xx" | "timeout" | "network" | "blocked";
+
+/** An attempt's class: its status code's class (200 alone delivers), or its error's kind. */
+export function attemptOutcomeClass(statusCode: number | null, errorClass: string | null): AttemptOutcomeClass {
+  if (statusCode !== null) {
+    if (statusCode === 200) return "200";
+    if (statusCode >= 500) return "5xx";
+    if (statusCode >= 400) return "4xx";
+    if (statusCode >= 300) return "3xx";
+    return "2xx"; // undici hands over no 1xx as a final answer
+  }
+  switch (errorClass as OutboundErrorClass) {
+    case "timeout":
+      return "timeout";
+    case "blocked_address":
+    case "invalid_url":
+      return "blocked"; // refused by the address policy before any connection
+    default:
+      return "network";
+  }
 }
 
 /** `retryAt`: when the next attempt is due, in this process's wall-clock ms (what BullMQ's delays use). */
@@ -152,13 +175,20 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       callbackStatus: status,
       nextAttemptAt,
     });
-    metrics.callbackAttempts.inc({ outcome: delivered ? "delivered" : (errorClass ?? "unknown") });
+    const outcome = attemptOutcomeClass(statusCode, errorClass);
+    metrics.callbackAttempts.inc({ outcome });
     metrics.callbackDuration.observe(durationMs / 1000);
+    // Finish to delivery, retries included; a redelivery (a later series) would only add noise.
+    if (delivered && current && series === 1 && row.finishedAt) {
+      metrics.callbackDeliveryLag.observe(Math.max(0, startedAt.getTime() + durationMs - row.finishedAt.getTime()) / 1000);
+    }
     events.emit("attempt", row.id, status);
-    if (!current) return { status, retryAt, current }; // a redelivery started a newer series meanwhile
 
-    const log = { asyncRequestId: row.id, series, attempt, of: schedule.totalAttempts, statusCode, errorClass, durationMs };
-    if (delivered) {
+    // One line per attempt; the receiver's answer and the headers (signatures) are never logged.
+    const log = { asyncRequestId: row.id, tenantId: row.tenantId, action: row.action, series, attempt, of: schedule.totalAttempts, outcome, statusCode, errorClass, durationMs };
+    if (!current) {
+      deps.logger.info({ ...log, error: errorMessage }, "callback attempt superseded: a redelivery started a newer series meanwhile");
+    } else if (delivered) {
       deps.logger.info(log, "callback delivered");
     } else if (status === "EXHAUSTED") {
       metrics.callbacksExhausted.inc();

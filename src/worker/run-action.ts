@@ -5,7 +5,9 @@ import type { ActionCatalog } from "../core/actions/catalog.js";
 import type { ActionThreadPool } from "../core/actions/thread-pool.js";
 import { retryBackoffMs } from "../core/actions/catalog.js";
 import { ActionError, RetryableError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
-import type { Lifecycle } from "../core/lifecycle.js";
+import type { FinalStatus, Lifecycle } from "../core/lifecycle.js";
+import type { FinalFields } from "../db/lifecycle.js";
+import type { Metrics } from "../infra/metrics.js";
 import type { Clock } from "../shared/clock.js";
 import { isDependencyDown } from "../shared/errors.js";
 import type { RunActionJob } from "../shared/queues.js";
@@ -22,6 +24,7 @@ export type RunActionDeps = {
   catalog: ActionCatalog;
   clock: Clock;
   logger: Logger;
+  metrics: Metrics;
 };
 
 /** Why an action's signal fired: the request was cancelled, or this worker is going away. */
@@ -107,9 +110,27 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
       const action = catalog.get(row.action);
       if (!action) return leaveForAnotherWorker(job, row.action, token); // a job enqueued without its action's name
       if (row.runs > 1) logger.warn({ run: row.runs, attempts: action.retry?.attempts ?? 1 }, "running again (a retry, or after a crashed or stalled worker)");
+
+      // One "action run" line per run, with its outcome (the final status it wrote, `retry` or
+      // `interrupted`) and duration; `superseded` marks a run whose request was cancelled or
+      // finished elsewhere meanwhile, so its own outcome was dropped.
+      const started = performance.now();
+      const elapsedMs = () => Math.round(performance.now() - started);
+      const ran = (outcome: FinalStatus | "retry" | "interrupted", details: Record<string, unknown>, level: "info" | "warn" | "error" = "info", durationMs = elapsedMs()) => {
+        deps.metrics.actionDuration.observe({ action: action.name }, durationMs / 1000);
+        logger[level]({ action: action.name, run: row.runs, outcome, durationMs, ...details }, "action run");
+      };
+      const finishAs = async (status: FinalStatus, fields: FinalFields, details: Record<string, unknown> = {}, level: "info" | "error" = "info") => {
+        const durationMs = elapsedMs(); // the action's time, not the write's
+        const finished = await lifecycle.finish(id, status, fields);
+        // What was written may differ from what was asked (a result that cannot be stored fails).
+        if (!finished) return ran(status, { ...details, superseded: true }, level, durationMs);
+        ran(finished.status as FinalStatus, { ...details, ...(finished.errorCode ? { errorCode: finished.errorCode } : {}) }, level, durationMs);
+      };
+
       const input = action.input.safeParse(row.input);
       if (!input.success) {
-        await lifecycle.finish(id, "FAILED", {
+        await finishAs("FAILED", {
           errorCode: "INVALID_INPUT",
           errorDesc: "The stored input no longer matches the action's schema",
           errorDetails: z.treeifyError(input.error).errors,
@@ -129,28 +150,31 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
               );
       } catch (error) {
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
-        if (reason instanceof WorkerShutdown) throw reason;
+        if (reason instanceof WorkerShutdown) {
+          ran("interrupted", {}, "warn");
+          throw reason;
+        }
         if (reason instanceof CancelledByClient) {
-          await lifecycle.finish(id, "CANCELLED", { errorCode: "CANCELLED", errorDesc: "Cancelled while running" });
+          await finishAs("CANCELLED", { errorCode: "CANCELLED", errorDesc: "Cancelled while running" });
           return;
         }
         const transient = error instanceof RetryableError || !(error instanceof ActionError);
         if (transient && row.runs < (action.retry?.attempts ?? 1)) {
           // The retry policy: the request stays RUNNING (its slot kept) and runs again later.
           const delayMs = retryBackoffMs(action, row.runs);
-          logger.warn({ err: error, run: row.runs, attempts: action.retry!.attempts, retryInMs: delayMs }, "action failed; it will run again (its retry policy)");
+          ran("retry", { err: error, attempts: action.retry!.attempts, retryInMs: delayMs }, "warn");
           await job.moveToDelayed(Date.now() + delayMs, token);
           throw new DelayedError();
         }
         if (error instanceof ActionError) {
-          await lifecycle.finish(id, "FAILED", { errorCode: error.code, errorDesc: error.message, errorDetails: error.details });
+          await finishAs("FAILED", { errorCode: error.code, errorDesc: error.message, errorDetails: error.details });
           return;
         }
-        logger.error({ err: error }, "action threw an unexpected error");
-        await lifecycle.finish(id, "FAILED", { errorCode: "ACTION_ERROR", errorDesc: "The action failed unexpectedly" });
+        // An unexpected error: its stack goes with the run's line (the client sees ACTION_ERROR).
+        await finishAs("FAILED", { errorCode: "ACTION_ERROR", errorDesc: "The action failed unexpectedly" }, { err: error }, "error");
         return;
       }
-      await lifecycle.finish(id, "COMPLETED", { result: result ?? null, progress: 100 });
+      await finishAs("COMPLETED", { result: result ?? null, progress: 100 });
     } finally {
       running.delete(id);
     }
