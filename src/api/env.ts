@@ -3,6 +3,7 @@ import type { Metrics } from "../infra/metrics.js";
 import type { AdminService } from "../services/admin.js";
 import type { AsyncRequestsService } from "../services/async-requests.js";
 import type { OAuthService } from "../services/oauth.js";
+import type { QueueControl } from "../services/queue-control.js";
 import type { Caller } from "../services/caller.js";
 import type { ActionCatalog } from "../core/actions/catalog.js";
 
@@ -12,6 +13,7 @@ export type ApiServices = {
   metrics: Metrics;
   oauth: OAuthService;
   admin: AdminService;
+  queueControl: QueueControl;
   /** Unset: the admin API answers 404. */
   adminToken: string | undefined;
   /** Set: /metrics needs it as a bearer token. */

@@ -14,11 +14,13 @@ import type { TokensRepository } from "../db/tokens.js";
 import type { Clock } from "../shared/clock.js";
 import { conflict, invalid, notFound } from "../shared/errors.js";
 import type { OAuthService } from "./oauth.js";
+import type { QueueControl } from "./queue-control.js";
 
 type Deps = {
   tenants: TenantsRepository;
   callbacks: CallbacksRepository;
   queues: Queues;
+  queueControl: QueueControl;
   clients: ClientsRepository;
   tokens: TokensRepository;
   oauth: OAuthService;
@@ -184,11 +186,7 @@ export function adminService(deps: Deps) {
     },
 
     /** How many jobs each queue holds, by state: what operators watch. */
-    async queueStats() {
-      const states = ["waiting", "active", "delayed", "prioritized", "failed", "completed", "paused"] as const;
-      const [jobs, callbacks] = await Promise.all([deps.queues.jobs.getJobCounts(...states), deps.queues.callbacks.getJobCounts(...states)]);
-      return { jobs, callbacks };
-    },
+    queueStats: () => deps.queueControl.counts(),
 
     /** Revokes one token (by its value) or every token of a client. */
     async revokeTokens(input: { token?: string | undefined; clientId?: string | undefined }) {
