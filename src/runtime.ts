@@ -111,7 +111,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const clients = clientsRepository(database.db);
   const tokens = tokensRepository(database.db);
   const callbacks = callbacksRepository(database.db);
-  const metrics = createMetrics();
+  const metrics = createMetrics({ queues, logger });
   const catalogRegistry = createCatalogRegistry({
     redis,
     prefix: config.queuePrefix,
@@ -271,6 +271,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
           catalog,
           clock,
           logger,
+          metrics,
           redis,
           workerRedis,
           prefix: config.queuePrefix,

@@ -1,13 +1,16 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { safeEqual } from "../auth/credentials.js";
 import { AppError, zodFieldErrors } from "../shared/errors.js";
 import type { ApiServices, AppEnv } from "./env.js";
+import { adminAuth } from "./admin-auth.js";
+import { observeRequests } from "./observe-requests.js";
 import { errorToResponse, problemResponse } from "./problem.js";
 import { requestIds } from "./request-id.js";
 import { registerActionRoutes } from "./routes/actions.js";
 import { registerAdminRoutes } from "./routes/admin.js";
+import { registerAdminQueueRoutes } from "./routes/admin-queues.js";
+import { registerDashboard } from "./routes/dashboard.js";
 import { registerOAuthRoutes } from "./routes/oauth.js";
 import { registerAsyncRequestRoutes } from "./routes/async-requests.js";
 import { registerCallbackRoutes } from "./routes/callbacks.js";
@@ -32,14 +35,10 @@ export function createApp(services: ApiServices, options: AppOptions) {
   });
 
   app.use("*", requestIds());
+  app.use("*", observeRequests(services));
   app.use("*", async (c, next) => {
     c.set("services", services);
-    const started = performance.now();
     await next();
-    services.logger.debug(
-      { requestId: c.var.requestId, method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started) },
-      "request",
-    );
   });
   // No path segment or query parameter may hold U+0000 (PostgreSQL cannot compare with it): one
   // check here instead of one per route and parameter.
@@ -63,14 +62,7 @@ export function createApp(services: ApiServices, options: AppOptions) {
     c.set("caller", await services.oauth.authenticate(c.req.header("authorization"), scope));
     await next();
   });
-  app.use("/admin/*", async (c, next) => {
-    if (!services.adminToken) throw new AppError("not_found", "The admin API is disabled (set ADMIN_TOKEN)");
-    const given = /^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "";
-    if (!safeEqual(given, services.adminToken)) {
-      throw new AppError("unauthorized", "Send Authorization: Bearer <ADMIN_TOKEN>", { headers: { "www-authenticate": 'Bearer realm="ricochet-admin"' } });
-    }
-    await next();
-  });
+  app.use("/admin/*", adminAuth());
   app.use("*", async (c, next) => {
     const hasBody = c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
     const chunked = c.req.header("transfer-encoding") !== undefined;
@@ -101,24 +93,14 @@ export function createApp(services: ApiServices, options: AppOptions) {
 
   registerHealthRoutes(app);
   registerActionRoutes(app);
-  registerAsyncRequestRoutes(app);
+  registerAsyncRequestRoutes(app, services.catalog);
   registerCallbackRoutes(app);
   registerEventRoutes(app, options.events);
   registerOAuthRoutes(app);
   registerAdminRoutes(app);
-  app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer", description: "A token from POST /oauth/token" });
-  app.openAPIRegistry.registerComponent("securitySchemes", "adminToken", { type: "http", scheme: "bearer", description: "ADMIN_TOKEN" });
-
-  app.doc31("/openapi.json", {
-    openapi: "3.1.0",
-    security: [{ bearerAuth: [] }],
-    info: {
-      title: "Ricochet",
-      version: options.version,
-      description: "Asynchronous requests with signed, retried callbacks.",
-    },
-  });
-  registerDocsRoutes(app);
+  registerAdminQueueRoutes(app);
+  registerDashboard(app, services.queueControl);
+  registerDocsRoutes(app, { version: options.version });
 
   app.notFound((c) => problemResponse(c, "not_found", `No route for ${c.req.method} ${c.req.path}`));
   app.onError((error, c) => errorToResponse(error, c, services.logger));
@@ -131,6 +113,7 @@ export type App = ReturnType<typeof createApp>;
 export function createOpsApp(services: ApiServices) {
   const app = new OpenAPIHono<AppEnv>();
   app.use("*", requestIds());
+  app.use("*", observeRequests(services));
   app.use("*", async (c, next) => {
     c.set("services", services);
     await next();

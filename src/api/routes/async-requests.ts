@@ -1,19 +1,26 @@
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
-import { z } from "@hono/zod-openapi";
+import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
+import type { ActionCatalog } from "../../core/actions/catalog.js";
 import { toAsyncRequest } from "../../shared/async-request.js";
 import { isFinal } from "../../shared/status.js";
+import { documentActions } from "../action-schemas.js";
 import type { AppEnv } from "../env.js";
 import {
   AsyncRequestSchema,
+  CallbackUrlSchema,
+  headers,
   IdempotencyHeaderSchema,
   IdParamSchema,
   ListQuerySchema,
+  MetadataSchema,
+  oauth2,
   problemResponses,
   SubmitBodySchema,
   WaitQuerySchema,
 } from "../schemas.js";
 
 const tags = ["Async requests"];
+const read = oauth2("read");
+const write = oauth2("write");
 const single = z.object({ asyncRequest: AsyncRequestSchema });
 const json = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
@@ -28,14 +35,18 @@ const submit = createRoute({
   path: "/api/v1/async",
   operationId: "createAsyncRequest",
   tags,
+  security: write,
   summary: "Submit an async request",
+  description:
+    "The body names one of the deployment's actions (GET /api/v1/actions) and gives its input, which is checked against that action's schema. " +
+    "From /docs, \"Try it out\" submits for real: the examples leave callbackUrl out, so nothing is delivered; follow the request with GET or its events.",
   request: {
     headers: IdempotencyHeaderSchema,
     body: { required: true, content: { "application/json": { schema: SubmitBodySchema } } },
   },
   responses: {
-    202: { ...json(single, "Accepted; poll the Location or wait for the callback"), headers: z.object({ Location: z.string() }) },
-    ...problemResponses(400, 401, 403, 413, 415, 422, 429),
+    202: { ...json(single, "Accepted; poll the Location, follow its events, or wait for the callback"), headers: headers("Location", "Idempotent-Replayed") },
+    ...problemResponses(400, 401, 403, 413, 415, 422, 429, 503),
   },
 });
 
@@ -44,6 +55,7 @@ const limits = createRoute({
   path: "/api/v1/async/limits",
   operationId: "getAsyncLimits",
   tags,
+  security: read,
   summary: "Your tenant's limits and how much of them is in use",
   responses: {
     200: json(
@@ -53,7 +65,7 @@ const limits = createRoute({
       }),
       "RUNNING requests against the concurrency limit, QUEUED ones against the queue limit",
     ),
-    ...problemResponses(401, 403),
+    ...problemResponses(401, 403, 503),
   },
 });
 
@@ -62,9 +74,13 @@ const get = createRoute({
   path: "/api/v1/async/{id}",
   operationId: "getAsyncRequest",
   tags,
+  security: read,
   summary: "Get an async request (optionally long-poll with ?wait=N)",
   request: { params: IdParamSchema, query: WaitQuerySchema },
-  responses: { 200: json(single, "The request; Retry-After is set while it is not finished"), ...problemResponses(404, 422) },
+  responses: {
+    200: { ...json(single, "The request; Retry-After (when to poll again) is set while it is not finished"), headers: headers("Retry-After") },
+    ...problemResponses(401, 403, 404, 422, 503),
+  },
 });
 
 const result = createRoute({
@@ -72,11 +88,12 @@ const result = createRoute({
   path: "/api/v1/async/{id}/result",
   operationId: "getAsyncRequestResult",
   tags,
+  security: read,
   summary: "Get the result of a COMPLETED request",
   request: { params: IdParamSchema },
   responses: {
     200: json(z.record(z.string(), z.unknown()), "`{<resultKey>: result}`, as in the callback body"),
-    ...problemResponses(404, 409),
+    ...problemResponses(401, 403, 404, 409, 503),
   },
 });
 
@@ -85,6 +102,7 @@ const list = createRoute({
   path: "/api/v1/async",
   operationId: "listAsyncRequests",
   tags,
+  security: read,
   summary: "List async requests, newest first",
   request: { query: ListQuerySchema },
   responses: {
@@ -92,7 +110,7 @@ const list = createRoute({
       z.object({ asyncRequests: z.array(AsyncRequestSchema), nextCursor: z.string().nullable() }),
       "A page of requests; pass nextCursor as cursor for the next one",
     ),
-    ...problemResponses(422),
+    ...problemResponses(401, 403, 422, 503),
   },
 });
 
@@ -101,13 +119,38 @@ const cancel = createRoute({
   path: "/api/v1/async/{id}",
   operationId: "cancelAsyncRequest",
   tags,
+  security: write,
   summary: "Cancel a QUEUED or RUNNING request",
   request: { params: IdParamSchema },
-  responses: { 200: json(single, "The cancelled request"), ...problemResponses(404, 409) },
+  responses: { 200: json(single, "The cancelled request"), ...problemResponses(401, 403, 404, 409, 503) },
 });
 
-export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>) {
-  app.openapi(submit, async (c) => {
+/**
+ * Submit and result are validated as above (any action; the service checks the input against
+ * the action's schema) but documented per action of the catalog (src/api/action-schemas.ts).
+ */
+function registerActionDocuments(app: OpenAPIHono<AppEnv>, catalog: ActionCatalog) {
+  const { schemas, submitExamples } = documentActions(catalog);
+  app.openAPIRegistry.register("CallbackUrl", CallbackUrlSchema);
+  app.openAPIRegistry.register("Metadata", MetadataSchema);
+  for (const [name, schema] of Object.entries(schemas)) app.openAPIRegistry.registerComponent("schemas", name, schema);
+  const submitBody = { $ref: "#/components/schemas/SubmitAsyncRequest" };
+  app.openAPIRegistry.registerPath({
+    ...submit,
+    request: {
+      ...submit.request,
+      body: { required: true, content: { "application/json": { schema: submitBody, ...(Object.keys(submitExamples).length ? { examples: submitExamples } : {}) } } },
+    },
+  });
+  app.openAPIRegistry.registerPath({
+    ...result,
+    responses: { ...result.responses, 200: { ...result.responses[200], content: { "application/json": { schema: { $ref: "#/components/schemas/AsyncRequestResult" } } } } },
+  });
+}
+
+export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>, catalog: ActionCatalog) {
+  registerActionDocuments(app, catalog);
+  app.openapi({ ...submit, hide: true }, async (c) => {
     const key = c.req.valid("header")["idempotency-key"];
     const outcome = await c.var.services.asyncRequests.submit(c.var.caller, c.req.valid("json"), key);
     c.header("Location", `/api/v1/async/${outcome.id}`);
@@ -138,7 +181,7 @@ export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>) {
     return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
   });
 
-  app.openapi(result, async (c) => {
+  app.openapi({ ...result, hide: true }, async (c) => {
     const { resultKey, result } = await c.var.services.asyncRequests.result(c.var.caller, c.req.valid("param").id);
     return c.json({ [resultKey]: result }, 200);
   });

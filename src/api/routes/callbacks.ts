@@ -1,7 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { toAsyncRequest } from "../../shared/async-request.js";
 import type { AppEnv } from "../env.js";
-import { AsyncRequestSchema, IdParamSchema, problemResponses } from "../schemas.js";
+import { AsyncRequestSchema, IdParamSchema, oauth2, problemResponses } from "../schemas.js";
 
 const tags = ["Callbacks"];
 
@@ -11,7 +11,7 @@ const AttemptSchema = z
     attempt: z.number().int().openapi({ description: "1-based within the series" }),
     webhookId: z.string(),
     url: z.string(),
-    startedAt: z.string(),
+    startedAt: z.string().openapi({ format: "date-time", example: "2026-11-23T10:00:01.000Z" }),
     durationMs: z.number().int(),
     statusCode: z.number().int().nullable(),
     errorClass: z.string().nullable().openapi({ description: "http_status, timeout, connection_refused, connection_reset, dns_failure, tls_error, blocked_address, invalid_url, network_error" }),
@@ -26,11 +26,12 @@ const attempts = createRoute({
   path: "/api/v1/async/{id}/callback/attempts",
   operationId: "listCallbackAttempts",
   tags,
+  security: oauth2("read"),
   summary: "Every delivery attempt of the request's callback",
   request: { params: IdParamSchema },
   responses: {
     200: { description: "Attempts, oldest first", content: { "application/json": { schema: z.object({ attempts: z.array(AttemptSchema) }) } } },
-    ...problemResponses(401, 403, 404),
+    ...problemResponses(401, 403, 404, 503),
   },
 });
 
@@ -39,11 +40,12 @@ const redeliver = createRoute({
   path: "/api/v1/async/{id}/callback/redeliver",
   operationId: "redeliverCallback",
   tags,
+  security: oauth2("write"),
   summary: "Deliver the callback again: a new attempt series (409 while one is in flight)",
   request: { params: IdParamSchema },
   responses: {
     202: { description: "A new series is queued", content: { "application/json": { schema: z.object({ asyncRequest: AsyncRequestSchema }) } } },
-    ...problemResponses(401, 403, 404, 409),
+    ...problemResponses(401, 403, 404, 409, 503),
   },
 });
 

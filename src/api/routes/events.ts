@@ -4,7 +4,7 @@ import type { AsyncRequestRow } from "../../db/schema.js";
 import { toAsyncRequest } from "../../shared/async-request.js";
 import { isFinal } from "../../shared/status.js";
 import type { AppEnv } from "../env.js";
-import { IdParamSchema, problemResponses } from "../schemas.js";
+import { headers, IdParamSchema, oauth2, problemResponses } from "../schemas.js";
 
 export type EventStreamOptions = {
   /** How often an idle stream gets a `: keep-alive` comment (proxies close silent connections). */
@@ -20,6 +20,7 @@ const events = createRoute({
   path: "/api/v1/async/{id}/events",
   operationId: "streamAsyncRequestEvents",
   tags: ["Async requests"],
+  security: oauth2("read"),
   summary: "Server-Sent Events: the request now, then at each status or progress change; ends with the final state",
   description:
     "Each event is `event: status` with `data: {asyncRequest}` and an `id` that grows with the request's state (run, progress, final), the same from every API process. " +
@@ -27,9 +28,13 @@ const events = createRoute({
     "A `: keep-alive` comment every 15 s keeps idle connections open.",
   request: { params: IdParamSchema },
   responses: {
-    200: { description: "text/event-stream", content: { "text/event-stream": { schema: { type: "string" } } } },
+    200: {
+      description: "The event stream: `event: status`, `id: <state>`, `data: {\"asyncRequest\": …}` per state",
+      headers: headers("Cache-Control"),
+      content: { "text/event-stream": { schema: { type: "string" } } },
+    },
     204: { description: "The client has seen the final state (Last-Event-ID): nothing more will come" },
-    ...problemResponses(401, 403, 404),
+    ...problemResponses(401, 403, 404, 503),
   },
 });
 

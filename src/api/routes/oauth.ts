@@ -1,18 +1,67 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { getConnInfo } from "@hono/node-server/conninfo";
 import type { Context } from "hono";
-import { OAuthError } from "../../auth/oauth-error.js";
+import { OAuthError, type OAuthErrorCode } from "../../auth/oauth-error.js";
 import type { ClientCredentials } from "../../services/oauth.js";
 import type { AppEnv } from "../env.js";
+import { headers, problemResponses, type SchemaObject } from "../schemas.js";
 
 const tags = ["OAuth2"];
-// These authenticate the client itself (body or Basic), not with a bearer token.
-const security: { [name: string]: string[] }[] = [];
+// The client authenticates itself: with HTTP Basic, or with client_id and client_secret in the body.
+const security: Record<string, string[]>[] = [{ clientBasic: [] }, {}];
 const FORM = /^(application\/x-www-form-urlencoded|multipart\/form-data)\b/i;
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
 
-// The bodies are read by hand (readParams), not declared as request schemas: declared schemas
-// would be validated into problem+json errors, and these endpoints must answer per RFC 6749.
+/** RFC 6749 §5.2 and RFC 7009 §2.2.1 error codes, as the endpoints below use them. */
+const OAUTH_ERRORS: Record<OAuthErrorCode, string> = {
+  invalid_request: "A parameter is missing, repeated, or malformed, or the body cannot be read",
+  invalid_client: "Client authentication failed (401)",
+  invalid_grant: "Not used: there is no grant but client credentials",
+  unauthorized_client: "The token to revoke belongs to another client",
+  unsupported_grant_type: "grant_type is not client_credentials",
+  invalid_scope: "A scope is unknown, or not one this client may have",
+  unsupported_token_type: "Not used: there is one kind of token",
+};
+
+const OAuthErrorSchema = z
+  .object({
+    error: z.enum(Object.keys(OAUTH_ERRORS) as [OAuthErrorCode, ...OAuthErrorCode[]]).openapi({
+      description: Object.entries(OAUTH_ERRORS).map(([code, meaning]) => `\`${code}\`: ${meaning}`).join("; "),
+    }),
+    error_description: z.string().openapi({ description: "What went wrong, for a developer" }),
+  })
+  .openapi("OAuthError", { description: "An error of the token or revocation endpoint (RFC 6749 §5.2), not problem+json: OAuth client libraries expect this" });
+
+const oauthErrors = {
+  400: { description: "invalid_request, unsupported_grant_type, invalid_scope or unauthorized_client", headers: headers("Cache-Control"), content: { "application/json": { schema: OAuthErrorSchema } } },
+  401: {
+    description: "invalid_client; with `WWW-Authenticate: Basic` when the client tried HTTP Basic or sent no credentials (RFC 6749 §5.2)",
+    headers: headers("WWW-Authenticate", "Cache-Control"),
+    content: { "application/json": { schema: OAuthErrorSchema } },
+  },
+  ...problemResponses(429, 503),
+};
+
+/** The parameters as a form; the same names are accepted as multipart/form-data or a JSON object. */
+const params = (properties: Record<string, SchemaObject>, required: string[]) => {
+  const schema: SchemaObject = { type: "object", properties, required };
+  return {
+    required: true,
+    content: {
+      "application/x-www-form-urlencoded": { schema },
+      "multipart/form-data": { schema },
+      "application/json": { schema },
+    },
+  };
+};
+const clientParams: Record<string, SchemaObject> = {
+  client_id: { type: "string", description: "With client_secret, when not using HTTP Basic" },
+  client_secret: { type: "string", description: "With client_id, when not using HTTP Basic" },
+};
+
+// The bodies are read by hand (readParams), so they are declared as plain schemas, which are
+// documented but not validated: zod schemas would be validated into problem+json errors, and
+// these endpoints must answer per RFC 6749.
 const token = createRoute({
   method: "post",
   path: "/oauth/token",
@@ -21,18 +70,35 @@ const token = createRoute({
   security,
   summary: "Exchange client credentials for a bearer token (RFC 6749 §4.4)",
   description:
-    "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` is left out when tokens do not expire (`TOKEN_TTL=0`). `invalid_client` is 401, with `WWW-Authenticate: Basic` when the client tried HTTP Basic (RFC 6749 §5.2).",
+    "Parameters `grant_type=client_credentials`, `client_id`, `client_secret`, `scope` (`*`, the default, or space-separated `read write`) as application/x-www-form-urlencoded, multipart/form-data or JSON. Credentials in the body or HTTP Basic, not both. `expires_in` is left out when tokens do not expire (`TOKEN_TTL=0`). `invalid_client` is 401, with `WWW-Authenticate: Basic` when the client tried HTTP Basic (RFC 6749 §5.2). Repeated failed authentications of a client from one address are throttled (429 with Retry-After).",
+  request: {
+    body: params(
+      {
+        grant_type: { type: "string", const: "client_credentials" },
+        ...clientParams,
+        scope: { type: "string", description: "`*` (the default: every scope the client has), or space-separated scopes", examples: ["read write"] },
+      },
+      ["grant_type"],
+    ),
+  },
   responses: {
     200: {
       description: "A token",
+      headers: headers("Cache-Control", "Pragma"),
       content: {
         "application/json": {
-          schema: z.object({ token_type: z.literal("Bearer"), access_token: z.string(), expires_in: z.number().int().positive().optional(), scope: z.string() }),
+          schema: z
+            .object({
+              token_type: z.literal("Bearer"),
+              access_token: z.string(),
+              expires_in: z.number().int().positive().optional().openapi({ description: "Seconds; absent when tokens do not expire (TOKEN_TTL=0)" }),
+              scope: z.string().openapi({ description: "The granted scopes, space-separated" }),
+            })
+            .openapi("TokenResponse"),
         },
       },
     },
-    400: { description: "invalid_request, unsupported_grant_type or invalid_scope" },
-    401: { description: "invalid_client" },
+    ...oauthErrors,
   },
 });
 
@@ -45,10 +111,12 @@ const revoke = createRoute({
   summary: "Revoke one of your tokens (RFC 7009)",
   description:
     "Parameter `token` (and optionally `token_type_hint`, which is not needed: there is one kind of token), with client authentication as for /oauth/token. A token of another client is refused (`unauthorized_client`, RFC 7009 §2.1).",
+  request: {
+    body: params({ token: { type: "string" }, token_type_hint: { type: "string", description: "Ignored" }, ...clientParams }, ["token"]),
+  },
   responses: {
-    200: { description: "Revoked, or unknown: either way it no longer works" },
-    400: { description: "invalid_request, or unauthorized_client for another client's token" },
-    401: { description: "invalid_client" },
+    200: { description: "Revoked, or unknown: either way it no longer works", headers: headers("Cache-Control") },
+    ...oauthErrors,
   },
 });
 
