@@ -48,3 +48,15 @@ describe("README: Write your own action", () => {
     expect(readme).toContain("```ts\n" + source + "```");
   });
 });
+
+describe("README: the callback's headers", () => {
+  it("shows webhook-id in the format the service sends", async () => {
+    const { callbackMessageId } = await import("../src/shared/callbacks.js");
+    const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+    const example = /webhook-id: msg_<request id, no dashes>_<series> +e\.g\. (msg_([0-9a-f]{32})_1):/.exec(readme);
+    expect(example).not.toBeNull();
+    const hex = example![2]!;
+    const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+    expect(callbackMessageId(id, 1)).toBe(example![1]);
+  });
+});
