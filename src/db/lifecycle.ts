@@ -346,6 +346,13 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
       return row && toRow(row);
     },
 
+    /** Many rows in one round trip (the callback worker reads its jobs' requests together). */
+    async getManyById(ids: string[]): Promise<Map<string, AsyncRequestRow>> {
+      // The ids as one JSON parameter, like every batch here (the same on pg and PGlite).
+      const rows = await sql.query<RawRow>("SELECT * FROM async_requests WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb)::uuid)", [JSON.stringify(ids)]);
+      return new Map(rows.map((raw) => [raw.id, toRow(raw)] as const));
+    },
+
     /** Records attempts and moves their series on; returns the request ids whose series is still current. */
     async recordAttempts(attempts: AttemptRecord[]): Promise<Set<string>> {
       const rows = attempts.map((a) => ({

@@ -60,6 +60,22 @@ const storableText = (text: string | null) => text && text.replaceAll("\u0000", 
  * the next one (one statement updates the series and inserts the attempts). Two attempts of one
  * request never share a batch; the second goes with the next.
  */
+/**
+ * The requests of callback jobs that start together are read together: one SELECT per batch
+ * instead of one per job (a redelivery storm starts hundreds at once).
+ */
+function createRowReader(statements: LifecycleStatements) {
+  const batcher = createBatcher<string, AsyncRequestRow | undefined>({
+    maxBatch: 500,
+    maxConcurrentFlushes: 2,
+    async flush(ids) {
+      const rows = await statements.getManyById([...new Set(ids)]);
+      return ids.map((id) => rows.get(id));
+    },
+  });
+  return (id: string) => batcher.add(id);
+}
+
 function createAttemptRecorder(statements: LifecycleStatements) {
   const batcher = createBatcher<AttemptRecord, boolean | "again">({
     maxBatch: 500,
@@ -116,6 +132,7 @@ export type AttemptOutcome = { status: CallbackStatus; retryAt: number | undefin
 export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Queues; slots: DeliverySlots; leases: AttemptLeases }) {
   const { statements, clock, metrics, schedule, slots } = deps;
   const recordAttempt = createAttemptRecorder(statements);
+  const readRow = createRowReader(statements);
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
   const inline = new Set<Promise<void>>();
 
@@ -201,7 +218,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
 
   async function processOnce(job: Job<DeliverCallbackJob>, token?: string): Promise<void> {
     const { requestId, series, offset } = job.data;
-    const row = await statements.getById(requestId);
+    const row = await readRow(requestId);
     if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
     const origin = originOf(row.callbackUrl);
     if (slots.waitingFor(origin) >= deps.originBacklog) {
