@@ -71,7 +71,10 @@ export function spawnChild(name: string, command: string, args: string[], option
 
 /** `node --import tsx <script>`: how the bench runs its own TypeScript helpers and the service. */
 export function spawnTs(name: string, script: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd: string; captureStdout?: boolean }): Child {
-  return spawnChild(name, process.execPath, ["--import", "tsx", script, ...args], options);
+  // BENCH_CPU_PROF=<dir>: every TypeScript child writes V8 CPU profiles into <dir>/<child's name>/
+  // when it exits, one per thread (CPU.<date>.<pid>.<thread>….cpuprofile; thread 0 is the main one).
+  const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : [];
+  return spawnChild(name, process.execPath, [...profile, "--import", "tsx", script, ...args], options);
 }
 
 export function tailOf(file: string, lines = 20): string {
