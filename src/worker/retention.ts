@@ -4,6 +4,7 @@ import { IDEMPOTENCY_WINDOW_MS } from "../core/lifecycle.js";
 import type { RetentionStatements } from "../db/retention.js";
 import type { RedisConnection } from "../infra/redis.js";
 import type { Clock } from "../shared/clock.js";
+import { runPeriodically } from "./periodic.js";
 
 const BATCH = 1_000;
 /** At most this many requests per run, so one run never holds the database for long. */
@@ -42,8 +43,6 @@ export function createRetention(deps: {
     return { requests, idempotencyKeys };
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<unknown> = Promise.resolve();
   async function tick() {
     try {
       // One run per interval across all workers; the lock outlives the run (no renewal needed:
@@ -56,22 +55,8 @@ export function createRetention(deps: {
     }
   }
 
-  return {
-    purgeOnce,
-    start() {
-      const loop = () => {
-        running = tick().finally(() => {
-          if (timer !== undefined) timer = setTimeout(loop, deps.intervalMs);
-        });
-      };
-      timer = setTimeout(loop, Math.min(deps.intervalMs, 60_000));
-    },
-    async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await running;
-    },
-  };
+  const periodic = runPeriodically(tick, { intervalMs: deps.intervalMs, firstDelayMs: Math.min(deps.intervalMs, 60_000) });
+  return { purgeOnce, start: periodic.start, stop: periodic.stop };
 }
 
 export type Retention = ReturnType<typeof createRetention>;

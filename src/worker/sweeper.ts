@@ -9,6 +9,7 @@ import type { LifecycleStatements } from "../db/lifecycle.js";
 import type { Queues } from "../infra/queues.js";
 import type { AttemptLeases } from "./attempt-leases.js";
 import type { Clock } from "../shared/clock.js";
+import { runPeriodically } from "./periodic.js";
 
 export type SweeperDeps = {
   repo: RequestsRepository;
@@ -105,9 +106,6 @@ export function createSweeper(deps: SweeperDeps) {
     return stats;
   }
 
-  let timer: NodeJS.Timeout | undefined;
-  let sweeping: Promise<unknown> = Promise.resolve();
-
   /**
    * One sweep at a time across every worker, and at most one per interval: the lock is taken for
    * LOCK_LEASE_MS and renewed while the sweep runs (however long it takes), then left to expire
@@ -136,20 +134,6 @@ export function createSweeper(deps: SweeperDeps) {
   const extendLock = (token: string, ms: number) =>
     redis.eval('if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("pexpire", KEYS[1], ARGV[2]) end return 0', 1, lockKey, token, String(Math.ceil(ms)));
 
-  return {
-    sweepOnce,
-    start() {
-      const loop = () => {
-        sweeping = tick().finally(() => {
-          if (timer !== undefined) timer = setTimeout(loop, deps.intervalMs);
-        });
-      };
-      timer = setTimeout(loop, deps.intervalMs);
-    },
-    async stop() {
-      clearTimeout(timer);
-      timer = undefined;
-      await sweeping;
-    },
-  };
+  const periodic = runPeriodically(tick, { intervalMs: deps.intervalMs });
+  return { sweepOnce, start: periodic.start, stop: periodic.stop };
 }
