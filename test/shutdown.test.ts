@@ -3,10 +3,9 @@
  * answers and an event stream ends, a job that can finish within SHUTDOWN_TIMEOUT finishes, one
  * that cannot is released and runs again on the next process, and the process exits 0 in time.
  */
-import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.js";
-import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
+import { bootstrapClient, spawnRicochet, type RicochetProcess } from "./helpers/process.js";
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from "./helpers/redis.js";
 import { TEST_ADMIN_TOKEN, TEST_SECRETS_KEY } from "./helpers/runtime.js";
 
@@ -43,10 +42,7 @@ describe("SIGTERM", { timeout: 90_000 }, () => {
     const first = spawnRicochet("start", { ...env, PORT: String(port) });
     processes.push(first);
     await first.waitForOutput("ricochet is listening", 60_000);
-    const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, "content-type": "application/json" };
-    const client = (await (await fetch(`${base}/admin/v1/tenants/default/clients`, { method: "POST", headers: admin, body: JSON.stringify({ name: `sig-${randomBytes(3).toString("hex")}` }) })).json()) as { clientId: string; clientSecret: string };
-    const token = ((await (await fetch(`${base}/oauth/token`, { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }) })).json()) as { access_token: string }).access_token;
-    const auth = { authorization: `Bearer ${token}` };
+    const { auth } = await bootstrapClient(base, TEST_ADMIN_TOKEN);
     const submit = async (delayMs: number) => {
       const response = await fetch(`${base}/api/v1/async`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ action: "echo", input: { delayMs } }) });
       return ((await response.json()) as { asyncRequest: { id: string } }).asyncRequest.id;

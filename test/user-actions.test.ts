@@ -17,7 +17,7 @@ import { createRuntime } from "../src/runtime.js";
 import { createTestDatabase } from "./helpers/db.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { loadActionModules } from "../src/core/actions/load.js";
-import { spawnRicochet } from "./helpers/process.js";
+import { bootstrapClient, spawnRicochet } from "./helpers/process.js";
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from "./helpers/redis.js";
 import { jsonBody, startTestRuntime, submit, TEST_ADMIN_TOKEN, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
@@ -209,10 +209,8 @@ describe("ACTIONS from a package, and in the ricochet command", { timeout: 90_00
     try {
       await api.waitForOutput("ricochet is listening", 60_000);
       const base = `http://127.0.0.1:${port}`;
-      const admin = { authorization: `Bearer ${TEST_ADMIN_TOKEN}`, "content-type": "application/json" };
-      const client = (await (await fetch(`${base}/admin/v1/tenants/default/clients`, { method: "POST", headers: admin, body: JSON.stringify({ name: "cli" }) })).json()) as { clientId: string; clientSecret: string };
-      const token = (await (await fetch(`${base}/oauth/token`, { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }) })).json()) as { access_token: string };
-      const { actions } = (await (await fetch(`${base}/api/v1/actions`, { headers: { authorization: `Bearer ${token.access_token}` } })).json()) as { actions?: { name: string }[] };
+      const { auth } = await bootstrapClient(base, TEST_ADMIN_TOKEN);
+      const { actions } = (await (await fetch(`${base}/api/v1/actions`, { headers: auth })).json()) as { actions?: { name: string }[] };
       expect(actions?.map((a) => a.name)).toContain("greet");
     } finally {
       await api.kill();

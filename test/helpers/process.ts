@@ -72,3 +72,17 @@ export function runCli(args: string[], env: Record<string, string>): Promise<{ c
     child.once("exit", (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+/**
+ * A client of the `default` tenant made through a running service's admin API, and a bearer token
+ * for it (client credentials): what a test needs to call a spawned process's API.
+ */
+export async function bootstrapClient(base: string, adminToken: string): Promise<{ clientId: string; clientSecret: string; auth: { authorization: string } }> {
+  const admin = { authorization: `Bearer ${adminToken}`, "content-type": "application/json" };
+  const created = await fetch(`${base}/admin/v1/tenants/default/clients`, { method: "POST", headers: admin, body: JSON.stringify({ name: "test client" }) });
+  if (created.status !== 201 && created.status !== 200) throw new Error(`creating a client answered ${created.status}: ${await created.text()}`);
+  const client = (await created.json()) as { clientId: string; clientSecret: string };
+  const issued = await fetch(`${base}/oauth/token`, { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }) });
+  const { access_token } = (await issued.json()) as { access_token: string };
+  return { ...client, auth: { authorization: `Bearer ${access_token}` } };
+}
