@@ -3,6 +3,7 @@ import { findUnstorable, MAX_JSON_DEPTH } from "../core/storable.js";
 import type { Scope } from "../auth/scopes.js";
 import { CALLBACK_STATUSES } from "../shared/callbacks.js";
 import { ERROR_STATUS, type ErrorCode } from "../shared/errors.js";
+import { QUEUE_STATES } from "../shared/queues.js";
 import { ASYNC_REQUEST_STATUSES } from "../shared/status.js";
 
 /**
@@ -246,3 +247,8 @@ export const IdempotencyHeaderSchema = z.object({
     .optional()
     .openapi({ description: "Retrying with the same key within 24 h returns the first answer instead of a new request" }),
 });
+
+/** A queue's job counts by state (admin API, dashboard API). */
+export const QueueCounts = z
+  .object(Object.fromEntries(QUEUE_STATES.map((state) => [state, z.number().int().min(0)])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>)
+  .openapi("QueueCounts");

@@ -1,7 +1,8 @@
 import type { Logger } from "pino";
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Queues } from "./queues.js";
-import { QUEUE_STATES, readQueueStats, type QueueStats } from "./queue-stats.js";
+import { QUEUE_DEPTH_STATES } from "../shared/queues.js";
+import { readQueueStats, type QueueStats } from "./queue-stats.js";
 
 /**
  * prom-client's default metrics under the service's own prefix: every series of the service is
@@ -46,7 +47,7 @@ export function createMetrics(options: MetricsOptions = {}) {
     async collect() {
       this.reset();
       for (const [queue, stats] of await (queueStats?.() ?? [])) {
-        for (const state of QUEUE_STATES) this.set({ queue, state }, stats.counts[state]);
+        for (const state of QUEUE_DEPTH_STATES) this.set({ queue, state }, stats.counts[state]);
       }
     },
   });

@@ -1,8 +1,8 @@
 import type { Queue } from "bullmq";
 
-/** The states a queue's depth is reported in (completed jobs are trimmed, so their count says nothing). */
-export const QUEUE_STATES = ["waiting", "prioritized", "active", "delayed", "paused", "failed"] as const;
-export type QueueState = (typeof QUEUE_STATES)[number];
+import { QUEUE_DEPTH_STATES } from "../shared/queues.js";
+
+type QueueState = (typeof QUEUE_DEPTH_STATES)[number];
 
 export type QueueStats = { counts: Record<QueueState, number>; oldestWaitingSeconds: number };
 
@@ -25,7 +25,7 @@ const OLDEST_SAMPLE = 20;
 export async function readQueueStats(queue: Queue, now = Date.now()): Promise<QueueStats> {
   const client = await queue.client;
   const [counts, waitIds, [, firstDelayedScore]] = await Promise.all([
-    queue.getJobCounts(...QUEUE_STATES),
+    queue.getJobCounts(...QUEUE_DEPTH_STATES),
     client.lrange(queue.keys.wait!, -OLDEST_SAMPLE, -1),
     client.zrange(queue.keys.delayed!, 0, 0, { WITHSCORES: true }),
   ]);
@@ -43,5 +43,5 @@ export async function readQueueStats(queue: Queue, now = Date.now()): Promise<Qu
     oldestDue = Math.min(oldestDue, Number(timestamp) + delay);
   }
   const oldestWaitingSeconds = Number.isFinite(oldestDue) ? Math.max(0, now - oldestDue) / 1000 : 0;
-  return { counts: Object.fromEntries(QUEUE_STATES.map((state) => [state, counts[state] ?? 0])) as QueueStats["counts"], oldestWaitingSeconds };
+  return { counts: Object.fromEntries(QUEUE_DEPTH_STATES.map((state) => [state, counts[state] ?? 0])) as QueueStats["counts"], oldestWaitingSeconds };
 }

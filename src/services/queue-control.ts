@@ -1,11 +1,9 @@
 import type { Queue } from "bullmq";
 import type { Logger } from "pino";
 import type { Queues } from "../infra/queues.js";
-import { QUEUE_NAMES } from "../shared/queues.js";
+import { QUEUE_NAMES, QUEUE_STATES } from "../shared/queues.js";
 import { AppError } from "../shared/errors.js";
 
-/** The states operators watch, in the order they are shown. */
-export const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "failed", "completed", "paused"] as const;
 
 export type QueueName = keyof typeof QUEUE_NAMES;
 export type QueueCounts = Record<(typeof QUEUE_STATES)[number], number>;

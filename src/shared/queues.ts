@@ -2,6 +2,12 @@
 export const QUEUE_NAMES = { jobs: "jobs", callbacks: "callbacks" } as const;
 
 /** A `jobs` job carries only the request id: Postgres holds the input, so a job is never stale. */
+/** The states of a queue's jobs operators see (admin API, CLI, dashboard), in the order shown. */
+export const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "failed", "completed", "paused"] as const;
+export type QueueState = (typeof QUEUE_STATES)[number];
+/** The states a queue's depth is measured in (metrics): completed jobs are trimmed, so their count says nothing. */
+export const QUEUE_DEPTH_STATES = QUEUE_STATES.filter((state): state is Exclude<QueueState, "completed"> => state !== "completed");
+
 /** `action` lets a worker apply the action's concurrency before it claims (absent in older jobs). */
 export type RunActionJob = { requestId: string; action?: string };
 

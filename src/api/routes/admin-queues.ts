@@ -1,22 +1,19 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
-import { QUEUE_STATES } from "../../services/queue-control.js";
+
 import { QUEUE_NAMES } from "../../shared/queues.js";
 import type { AppEnv } from "../env.js";
-import { problemResponses } from "../schemas.js";
+import { problemResponses, QueueCounts } from "../schemas.js";
 
 const tags = ["Admin"];
 // Either scheme: the token as a bearer token (scripts) or as the Basic password (a browser).
 const security: Record<string, string[]>[] = [{ adminToken: [] }, { adminBasic: [] }];
 
-const QueueCountsSchema = z
-  .object(Object.fromEntries(QUEUE_STATES.map((state) => [state, z.number().int().min(0)])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>)
-  .openapi("QueueCounts");
 
 const QueueSchema = z
   .object({
     name: z.enum(Object.values(QUEUE_NAMES)),
     paused: z.boolean().openapi({ description: "Paused: no worker of any process takes new jobs; active ones finish" }),
-    counts: QueueCountsSchema,
+    counts: QueueCounts,
   })
   .openapi("Queue");
 

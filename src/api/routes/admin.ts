@@ -1,8 +1,7 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SCOPES } from "../../auth/scopes.js";
-import { QUEUE_STATES } from "../../services/queue-control.js";
 import type { AppEnv } from "../env.js";
-import { headers, problemResponses } from "../schemas.js";
+import { headers, problemResponses, QueueCounts } from "../schemas.js";
 
 const tags = ["Admin"];
 // The admin guard (src/api/admin-auth.ts) takes ADMIN_TOKEN as a bearer token or as the Basic password.
@@ -57,7 +56,6 @@ const RotatedSecretSchema = z
   ])
   .openapi("RotatedSecret");
 
-const QueueCounts = z.object(Object.fromEntries(QUEUE_STATES.map((state) => [state, z.number().int().min(0)])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>);
 
 const routes = {
   createTenant: createRoute({
