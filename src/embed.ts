@@ -8,7 +8,7 @@
  *   …
  *   await ricochet.stop();
  */
-import type { ServerType } from "@hono/node-server";
+import type { Server } from "node:http";
 import type { Logger } from "pino";
 import type { App } from "./api/app.js";
 import type { Config } from "./config.js";
@@ -41,7 +41,7 @@ export type Ricochet = {
 export function createRicochet(options: RicochetOptions = {}): Ricochet {
   let runtime: Runtime | undefined;
   let config: Config | undefined;
-  let server: ServerType | undefined;
+  let server: Server | undefined;
   const started = <T>(value: T | undefined, what: string): T => {
     if (value === undefined) throw new Error(`Ricochet has no ${what} yet: call start() first${what === "app" ? " (with the api role)" : ""}`);
     return value;
@@ -81,9 +81,20 @@ export function createRicochet(options: RicochetOptions = {}): Ricochet {
       return started(config, "config");
     },
     async stop() {
-      if (server) await new Promise<void>((resolve) => server!.close(() => resolve()));
+      if (!runtime) return;
+      // As on SIGTERM (src/cli/service.ts): long-polls answer and event streams end first, so the
+      // server can close; what is still open after SHUTDOWN_TIMEOUT is cut.
+      runtime.beginShutdown();
+      const open = server;
+      const http = new Promise<void>((resolve) => {
+        if (!open) return resolve();
+        open.close(() => resolve());
+        open.closeIdleConnections();
+        setTimeout(() => open.closeAllConnections(), config!.shutdownTimeout).unref();
+      });
+      await Promise.all([http, runtime.stopWorkers()]);
       server = undefined;
-      await runtime?.close();
+      await runtime.close();
       runtime = undefined;
     },
   };

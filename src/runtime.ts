@@ -61,6 +61,8 @@ export type Runtime = {
   retention: Retention | undefined;
   /** Readiness turns 503 ("shutting down"); long-polls answer and event streams end. Nothing else stops yet. */
   beginShutdown(): void;
+  /** Workers stop: active jobs finish for up to SHUTDOWN_TIMEOUT, then are released (close() does it too). */
+  stopWorkers(): Promise<void>;
   close(): Promise<void>;
 };
 
@@ -295,6 +297,14 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     : undefined;
   retention?.start();
 
+  let workersStopped: Promise<void> | undefined;
+  /** Active jobs finish for up to SHUTDOWN_TIMEOUT, then are released; once, however often asked. */
+  const stopWorkers = () =>
+    (workersStopped ??= (async () => {
+      await retention?.stop();
+      await workers?.close();
+    })());
+
   return {
     app,
     workers,
@@ -305,13 +315,16 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     pubsub: events,
     beginShutdown() {
       shutdown.abort();
+      // Workers take no new job from here on; the ones running go on (stopWorkers waits for them).
+      void workers?.worker.pause(true).catch(() => undefined);
+      void workers?.callbackWorker.pause(true).catch(() => undefined);
     },
+    stopWorkers,
     async close() {
       shutdown.abort();
       await catalogRegistry.stop();
       await lifecycle.drain();
-      await retention?.stop();
-      await workers?.close();
+      await stopWorkers();
       await threads?.close();
       stopRotationListener();
       await queues.close();

@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { createRicochet, defineAction, z } from "../src/index.js";
@@ -241,6 +242,20 @@ describe("API and worker processes that disagree on the catalog", { timeout: 60_
       expect(await (await stale.services.metrics.registry.getSingleMetric("ricochet_catalog_mismatched_processes")!.get()).values[0]!.value).toBe(1);
       // Not claimed, not failed: still QUEUED.
       expect((await (await api.request(`/api/v1/async/${request.id}`)).json()) as object).toMatchObject({ asyncRequest: { status: "QUEUED" } });
+      // A job enqueued by an older version names no action: the stale worker reads it and still
+      // leaves the request unclaimed.
+      const jobs = new Queue("jobs", { connection: { url: REDIS_URL }, prefix: api.config.queuePrefix });
+      try {
+        const before = stale.logs.text.split("this worker has no such action").length;
+        await (await jobs.getJob(request.id))?.remove();
+        await jobs.add("run", { requestId: request.id }, { jobId: request.id });
+        const until = Date.now() + 10_000;
+        while (stale.logs.text.split("this worker has no such action").length === before && Date.now() < until) await new Promise((done) => setTimeout(done, 20));
+        expect(stale.logs.text.split("this worker has no such action").length).toBeGreaterThan(before);
+      } finally {
+        await jobs.close();
+      }
+      expect((await api.db.sql.query<{ status: string; runs: number }>("select status, runs from async_requests where id = $1", [request.id]))[0]).toEqual({ status: "QUEUED", runs: 0 });
       // The deploy completes: the stale worker goes, one with the action runs it.
       await stale.stop();
       current = await startTestRuntime({ ...shared, roles: { api: false, worker: true }, env: { ...shared.env, ACTIONS: fixture("good") } });
@@ -269,11 +284,13 @@ describe("createRicochet: the service embedded in a program", { timeout: 60_000 
     });
     const ricochet = createRicochet({
       actions: [shout],
-      config: { DATABASE_URL: db.url!, REDIS_URL, QUEUE_PREFIX: prefix, SECRETS_KEY: TEST_SECRETS_KEY, ADMIN_TOKEN: "embedded-admin-token-0123456789", LOG_LEVEL: "silent" },
+      config: { DATABASE_URL: db.url!, REDIS_URL, QUEUE_PREFIX: prefix, SECRETS_KEY: TEST_SECRETS_KEY, ADMIN_TOKEN: "embedded-admin-token-0123456789", LOG_LEVEL: "silent", SHUTDOWN_TIMEOUT: "2s" },
     });
+    const port = await freePort();
+    let stopped = false;
     try {
       expect(() => ricochet.app).toThrow(/call start\(\) first/);
-      await ricochet.start();
+      await ricochet.start({ port });
       const admin = { authorization: "Bearer embedded-admin-token-0123456789", "content-type": "application/json" };
       const client = (await (await ricochet.app.request("/admin/v1/tenants/default/clients", { method: "POST", headers: admin, body: JSON.stringify({ name: "embedded" }) })).json()) as { clientId: string; clientSecret: string };
       const token = (await (await ricochet.app.request("/oauth/token", { method: "POST", body: new URLSearchParams({ grant_type: "client_credentials", client_id: client.clientId, client_secret: client.clientSecret }) })).json()) as { access_token: string };
@@ -286,8 +303,21 @@ describe("createRicochet: the service embedded in a program", { timeout: 60_000 
       expect(final.asyncRequest.status).toBe("COMPLETED");
       const result = (await (await ricochet.app.request(`/api/v1/async/${asyncRequest.id}/result`, { headers: auth })).json()) as { shout: unknown };
       expect(result.shout).toEqual({ text: "HI" });
-    } finally {
+
+      // stop() with an event stream open over HTTP (a request that will not finish soon): the
+      // stream ends and stop() returns, as on SIGTERM.
+      const slow = await ricochet.app.request("/api/v1/async", { ...jsonBody({ action: "echo", input: { delayMs: 60_000 } }), headers: { ...auth, "content-type": "application/json" } });
+      const slowId = ((await slow.json()) as { asyncRequest: { id: string } }).asyncRequest.id;
+      const stream = await fetch(`http://127.0.0.1:${port}/api/v1/async/${slowId}/events`, { headers: auth });
+      expect(stream.status).toBe(200);
+      const streamed = stream.text();
+      const stopping = performance.now();
       await ricochet.stop();
+      stopped = true;
+      expect(performance.now() - stopping).toBeLessThan(10_000);
+      expect(await streamed).toContain("event: status");
+    } finally {
+      if (!stopped) await ricochet.stop();
       await db.drop();
       await deleteKeys(prefix);
     }

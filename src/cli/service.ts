@@ -77,24 +77,30 @@ export async function runService(mode: string): Promise<void> {
     runtime.beginShutdown();
     logger.info({ signal, delayMs: config.shutdownDelayMs }, "shutting down: readiness is 503; draining");
     if (config.shutdownDelayMs > 0) await new Promise((done) => setTimeout(done, config.shutdownDelayMs));
-    // 2. No new connections; requests in flight finish (idle keep-alive connections close now,
-    //    anything still open after SHUTDOWN_TIMEOUT is cut).
-    await new Promise<void>((done) => {
+    // 2. Together, within one SHUTDOWN_TIMEOUT: no new connections, requests in flight finish
+    //    (idle keep-alive connections close now, anything still open at the deadline is cut); the
+    //    workers (paused since step 1) let active jobs finish, then release them (they run again
+    //    on another worker). 3. Connections close.
+    logger.info("no new work; letting requests in flight and active jobs finish");
+    const http = new Promise<void>((done) => {
       if (!server) return done();
       server.close(() => done());
       server.closeIdleConnections();
       setTimeout(() => server.closeAllConnections(), config.shutdownTimeout).unref();
     });
-    // 3. Workers take no new jobs; active ones finish for up to SHUTDOWN_TIMEOUT, then are
-    //    released (they run again on another worker); connections close.
-    logger.info("no new work; letting active jobs finish");
+    await Promise.all([http, runtime.stopWorkers()]);
     await runtime.close();
     await managedRedis?.stop();
     logger.info("stopped");
     process.exit(0);
   };
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
-  process.on("SIGINT", () => void shutdown("SIGINT"));
+  const shutdownOrExit = (signal: string) =>
+    void shutdown(signal).catch((error: unknown) => {
+      logger.error({ err: error }, "shutdown failed");
+      process.exit(1);
+    });
+  process.on("SIGTERM", () => shutdownOrExit("SIGTERM"));
+  process.on("SIGINT", () => shutdownOrExit("SIGINT"));
 }
 
 export function runServiceOrExit(mode: string): void {

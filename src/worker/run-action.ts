@@ -6,7 +6,7 @@ import type { ActionThreadPool } from "../core/actions/thread-pool.js";
 import { retryBackoffMs } from "../core/actions/catalog.js";
 import { ActionError, RetryableError, type ActionDefinition, type ActionHelpers } from "../core/actions/types.js";
 import type { FinalStatus, Lifecycle } from "../core/lifecycle.js";
-import type { FinalFields } from "../db/lifecycle.js";
+import type { FinalFields, LifecycleStatements } from "../db/lifecycle.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Clock } from "../shared/clock.js";
 import { isDependencyDown } from "../shared/errors.js";
@@ -22,6 +22,8 @@ export type RunActionDeps = {
   /** How long a job at its tenant's running limit, or its action's concurrency, waits before trying again. */
   tenantSlotRetryMs: number;
   catalog: ActionCatalog;
+  /** Reads a request whose job does not name its action (enqueued by an older version). */
+  statements: Pick<LifecycleStatements, "getById">;
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
@@ -61,8 +63,11 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
   async function runOnce(job: Job<RunActionJob>, token?: string): Promise<void> {
     // The action's concurrency in this process, taken before the claim (check and count in one
     // synchronous step), so a job over it waits in the queue without having touched its request.
-    if (job.data.action !== undefined && !catalog.has(job.data.action)) return leaveForAnotherWorker(job, job.data.action, token);
-    const limited = job.data.action ? catalog.get(job.data.action) : undefined;
+    // Jobs enqueued by an older version carry no action name: read it, so the request is never
+    // claimed by a worker that lacks its action.
+    const actionName = job.data.action ?? (await deps.statements.getById(job.data.requestId))?.action;
+    if (actionName !== undefined && !catalog.has(actionName)) return leaveForAnotherWorker(job, actionName, token);
+    const limited = actionName ? catalog.get(actionName) : undefined;
     if (limited?.concurrency !== undefined) {
       const active = activeByAction.get(limited.name) ?? 0;
       if (active >= limited.concurrency) {
