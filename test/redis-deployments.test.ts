@@ -161,6 +161,37 @@ describe("Redis Sentinel (primary + replica, three sentinels)", { timeout: 90_00
   });
 });
 
+describe("Redis Sentinel with passwords (data nodes and sentinels)", { timeout: 90_000 }, () => {
+  it("runs the loop with REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD, and does not start with a wrong one", async () => {
+    const sentinel = await startPrivateSentinel({ password: "data-node-pw", sentinelPassword: "sentinel-pw" });
+    const receiver = await startReceiver();
+    let rt: TestRuntime | undefined;
+    const env = {
+      REDIS_URL: "",
+      REDIS_SENTINELS: sentinel.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(","),
+      REDIS_SENTINEL_NAME: sentinel.name,
+      REDIS_SENTINEL_PASSWORD: "sentinel-pw",
+      OUTBOUND_ALLOW: "127.0.0.1/32",
+      CALLBACK_RETRY_DELAYS: "50ms,100ms",
+    };
+    try {
+      rt = await startTestRuntime({ env: { ...env, REDIS_PASSWORD: "data-node-pw" } });
+      await exerciseTheLoop(rt, receiver, "/hooks/sentinel-auth");
+      const db = await createTestDatabase();
+      try {
+        const config = loadConfig({ ...env, REDIS_PASSWORD: "wrong-password", QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
+        await expect(createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: false }, database: db })).rejects.toThrow(/^Redis \(sentinel ricochet-test via /);
+      } finally {
+        await db.drop();
+      }
+    } finally {
+      await rt?.stop();
+      await receiver.close();
+      await sentinel.stop();
+    }
+  });
+});
+
 describe("Redis over TLS (rediss://, private CA)", { timeout: 60_000 }, () => {
   it("runs the loop when REDIS_TLS_CA names the CA, and fails to start, saying why, when it does not", async () => {
     const tls = await startPrivateTlsRedis();

@@ -24,8 +24,8 @@ async function kill(server: Server, signal: NodeJS.Signals = "SIGKILL"): Promise
 }
 
 /** Resolves once a plain connection to `port` answers `check` (PING by default). */
-async function until(port: number, check: (redis: Redis) => Promise<boolean> = async (r) => (await r.ping()) === "PONG", timeoutMs = 20_000): Promise<void> {
-  const redis = new Redis({ port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+async function until(port: number, check: (redis: Redis) => Promise<boolean> = async (r) => (await r.ping()) === "PONG", timeoutMs = 20_000, password?: string): Promise<void> {
+  const redis = new Redis({ port, host: "127.0.0.1", password, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
   redis.on("error", () => {});
   const deadline = Date.now() + timeoutMs;
   try {
@@ -102,12 +102,14 @@ export type PrivateSentinel = {
  * A primary and a replica (AOF off: Redis as most teams run it), watched by three sentinels with
  * quorum 2 that call the primary down after `downAfterMs`.
  */
-export async function startPrivateSentinel(options: { downAfterMs?: number; hz?: number } = {}): Promise<PrivateSentinel> {
+export async function startPrivateSentinel(options: { downAfterMs?: number; hz?: number; password?: string; sentinelPassword?: string } = {}): Promise<PrivateSentinel> {
   const name = "ricochet-test";
   const dir = mkdtempSync(join(tmpdir(), "ricochet-sentinel-"));
   const hz = String(options.hz ?? 100);
   const [primaryPort, replicaPort] = [await freePort(), await freePort()];
-  const common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--hz", hz, "--dir", dir];
+  const { password, sentinelPassword } = options;
+  const auth = password ? ["--requirepass", password, "--masterauth", password] : [];
+  const common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--hz", hz, "--dir", dir, ...auth];
   const servers: Server[] = [
     launch(["--port", String(primaryPort), ...common], primaryPort),
     launch(["--port", String(replicaPort), ...common, "--replicaof", "127.0.0.1", String(primaryPort)], replicaPort),
@@ -118,8 +120,8 @@ export async function startPrivateSentinel(options: { downAfterMs?: number; hz?:
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await until(primaryPort);
-    await until(replicaPort, async (r) => /master_link_status:up/.test(await r.info("replication")));
+    await until(primaryPort, undefined, undefined, password);
+    await until(replicaPort, async (r) => /master_link_status:up/.test(await r.info("replication")), undefined, password);
     for (const port of sentinelPorts) {
       // A sentinel rewrites its config file: each gets its own.
       const file = join(dir, `sentinel-${port}.conf`);
@@ -133,18 +135,20 @@ export async function startPrivateSentinel(options: { downAfterMs?: number; hz?:
           `sentinel down-after-milliseconds ${name} ${options.downAfterMs ?? 1_000}`,
           `sentinel failover-timeout ${name} 10000`,
           `sentinel parallel-syncs ${name} 1`,
+          ...(password ? [`sentinel auth-pass ${name} ${password}`] : []),
+          ...(sentinelPassword ? [`requirepass ${sentinelPassword}`] : []),
           "",
         ].join("\n"),
       );
       servers.push(launch([file, "--sentinel"], port));
     }
-    await Promise.all(sentinelPorts.map((port) => until(port, async (r) => /sentinels=3/.test(await r.info("sentinel")))));
+    await Promise.all(sentinelPorts.map((port) => until(port, async (r) => /sentinels=3/.test(await r.info("sentinel")), undefined, sentinelPassword)));
   } catch (error) {
     await stop();
     throw error;
   }
   const primaryPortNow = async () => {
-    const redis = new Redis({ port: sentinelPorts[0], host: "127.0.0.1" });
+    const redis = new Redis({ port: sentinelPorts[0], host: "127.0.0.1", password: sentinelPassword });
     try {
       const [, port] = (await redis.call("SENTINEL", "get-master-addr-by-name", name)) as [string, string];
       return Number(port);
@@ -160,17 +164,17 @@ export async function startPrivateSentinel(options: { downAfterMs?: number; hz?:
       const oldPort = await primaryPortNow();
       await kill(servers.find((s) => s.port === oldPort)!);
       for (const port of sentinelPorts) {
-        await until(port, async () => (await primaryPortNow()) !== oldPort, 30_000);
+        await until(port, async () => (await primaryPortNow()) !== oldPort, 30_000, sentinelPassword);
       }
       const newPort = await primaryPortNow();
-      await until(newPort, async (r) => /role:master/.test(await r.info("replication")));
+      await until(newPort, async (r) => /role:master/.test(await r.info("replication")), undefined, password);
       return { oldPort, newPort };
     },
     async restartAsReplica(port) {
       const primary = await primaryPortNow();
       servers.splice(servers.findIndex((s) => s.port === port), 1);
       servers.push(launch(["--port", String(port), ...common, "--replicaof", "127.0.0.1", String(primary)], port));
-      await until(port, async (r) => /master_link_status:up/.test(await r.info("replication")), 30_000);
+      await until(port, async (r) => /master_link_status:up/.test(await r.info("replication")), 30_000, password);
     },
     stop,
   };
