@@ -137,6 +137,31 @@ describe("Redis Cluster (three masters)", { timeout: 90_000 }, () => {
   });
 });
 
+describe("Redis Cluster over TLS", { timeout: 90_000 }, () => {
+  it("runs the loop on a TLS-only cluster with REDIS_TLS=true and REDIS_TLS_CA", async () => {
+    const cluster = await startPrivateCluster({ tls: true });
+    const receiver = await startReceiver();
+    let rt: TestRuntime | undefined;
+    try {
+      rt = await startTestRuntime({
+        env: {
+          REDIS_URL: "",
+          REDIS_CLUSTER_NODES: `127.0.0.1:${cluster.ports[0]}`,
+          REDIS_TLS: "true",
+          REDIS_TLS_CA: cluster.caFile!,
+          OUTBOUND_ALLOW: "127.0.0.1/32",
+          CALLBACK_RETRY_DELAYS: "50ms,100ms",
+        },
+      });
+      await exerciseTheLoop(rt, receiver, "/hooks/cluster-tls");
+    } finally {
+      await rt?.stop();
+      await receiver.close();
+      await cluster.stop();
+    }
+  });
+});
+
 describe("Redis Sentinel (primary + replica, three sentinels)", { timeout: 90_000 }, () => {
   it("runs the loop against the primary the sentinels name", async () => {
     const sentinel = await startPrivateSentinel();

@@ -24,8 +24,8 @@ async function kill(server: Server, signal: NodeJS.Signals = "SIGKILL"): Promise
 }
 
 /** Resolves once a plain connection to `port` answers `check` (PING by default). */
-async function until(port: number, check: (redis: Redis) => Promise<boolean> = async (r) => (await r.ping()) === "PONG", timeoutMs = 20_000, password?: string): Promise<void> {
-  const redis = new Redis({ port, host: "127.0.0.1", password, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
+async function until(port: number, check: (redis: Redis) => Promise<boolean> = async (r) => (await r.ping()) === "PONG", timeoutMs = 20_000, password?: string, ca?: string): Promise<void> {
+  const redis = new Redis({ port, host: "127.0.0.1", password, ...(ca ? { tls: { ca } } : {}), lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
   redis.on("error", () => {});
   const deadline = Date.now() + timeoutMs;
   try {
@@ -41,18 +41,27 @@ async function until(port: number, check: (redis: Redis) => Promise<boolean> = a
 
 export type PrivateCluster = {
   ports: number[];
+  /** With `tls`: the CA that signed the nodes' certificate (PEM file). */
+  caFile?: string;
   /** The port of the master that owns `key`'s slot (`CLUSTER KEYSLOT`, `CLUSTER SHARDS`). */
   ownerOf(key: string): Promise<number>;
   stop(): Promise<void>;
 };
 
 /** Three masters, no replicas, every slot assigned (`redis-cli --cluster create`). */
-export async function startPrivateCluster(options: { hz?: number } = {}): Promise<PrivateCluster> {
+export async function startPrivateCluster(options: { hz?: number; tls?: boolean } = {}): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), "ricochet-cluster-"));
   const ports = [await freePort(), await freePort(), await freePort()];
+  const certs = options.tls ? makeCertificates(dir) : undefined;
+  const ca = certs ? readFileSync(certs.ca, "utf8") : undefined;
+  // With TLS the nodes talk TLS to clients and to each other (the cluster bus), on the same ports.
+  const listen = (port: number) =>
+    certs
+      ? ["--port", "0", "--tls-port", String(port), "--tls-cluster", "yes", "--tls-replication", "yes", "--tls-cert-file", certs.cert, "--tls-key-file", certs.key, "--tls-ca-cert-file", certs.ca, "--tls-auth-clients", "no"]
+      : ["--port", String(port)];
   const servers = ports.map((port) =>
     launch(
-      ["--port", String(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--dir", dir, "--save", "", "--appendonly", "no", "--hz", String(options.hz ?? 100)],
+      [...listen(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`), "--dir", dir, "--save", "", "--appendonly", "no", "--hz", String(options.hz ?? 100)],
       port,
     ),
   );
@@ -61,17 +70,19 @@ export async function startPrivateCluster(options: { hz?: number } = {}): Promis
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    await Promise.all(ports.map((port) => until(port)));
-    execFileSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { stdio: "ignore" });
-    await Promise.all(ports.map((port) => until(port, async (r) => /cluster_state:ok/.test((await r.call("CLUSTER", "INFO")) as string))));
+    await Promise.all(ports.map((port) => until(port, undefined, undefined, undefined, ca)));
+    const cliTls = certs ? ["--tls", "--cacert", certs.ca] : [];
+    execFileSync("redis-cli", [...cliTls, "--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { stdio: "ignore" });
+    await Promise.all(ports.map((port) => until(port, async (r) => /cluster_state:ok/.test((await r.call("CLUSTER", "INFO")) as string), undefined, undefined, ca)));
   } catch (error) {
     await stop();
     throw error;
   }
   return {
     ports,
+    ...(certs ? { caFile: certs.ca } : {}),
     async ownerOf(key) {
-      const redis = new Redis({ port: ports[0], host: "127.0.0.1" });
+      const redis = new Redis({ port: ports[0], host: "127.0.0.1", ...(ca ? { tls: { ca } } : {}) });
       try {
         const slot = (await redis.call("CLUSTER", "KEYSLOT", key)) as number;
         const slots = (await redis.call("CLUSTER", "SLOTS")) as [number, number, [string, number]][];
@@ -183,14 +194,21 @@ export async function startPrivateSentinel(options: { downAfterMs?: number; hz?:
 export type PrivateTlsRedis = { port: number; url: string; caFile: string; stop(): Promise<void> };
 
 /** A Redis that speaks TLS only, with a certificate for 127.0.0.1 signed by a fresh private CA. */
-export async function startPrivateTlsRedis(): Promise<PrivateTlsRedis> {
-  const dir = mkdtempSync(join(tmpdir(), "ricochet-tls-"));
+/** A fresh private CA and a certificate for 127.0.0.1 it signed, as PEM files in `dir`. */
+function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
   const file = (name: string) => join(dir, name);
   const openssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
   openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Ricochet test CA", "-keyout", file("ca.key"), "-out", file("ca.crt"));
   openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", file("redis.key"), "-out", file("redis.csr"));
   writeFileSync(file("san.ext"), "subjectAltName=IP:127.0.0.1\n");
   openssl("x509", "-req", "-in", file("redis.csr"), "-CA", file("ca.crt"), "-CAkey", file("ca.key"), "-CAcreateserial", "-days", "1", "-extfile", file("san.ext"), "-out", file("redis.crt"));
+  return { ca: file("ca.crt"), cert: file("redis.crt"), key: file("redis.key") };
+}
+
+export async function startPrivateTlsRedis(): Promise<PrivateTlsRedis> {
+  const dir = mkdtempSync(join(tmpdir(), "ricochet-tls-"));
+  const file = (name: string) => join(dir, name);
+  makeCertificates(dir);
   const port = await freePort();
   const server = launch(
     ["--port", "0", "--tls-port", String(port), "--bind", "127.0.0.1", "--tls-cert-file", file("redis.crt"), "--tls-key-file", file("redis.key"), "--tls-ca-cert-file", file("ca.crt"), "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", dir],
