@@ -79,8 +79,9 @@ describe("the README's walk-through", { timeout: 120_000 }, () => {
       ports(checked(block("walkthrough"))),
       'echo "$__out" > "$STEP5"', // step 5, the block's last command
       ports(checked(block("try-it-locally"))),
-      // The callback arrives asynchronously: give the receiver its line before the shell ends.
-      'for _ in $(seq 1 100); do grep -q "echo" "$RECEIVED" 2>/dev/null && break; sleep 0.1; done',
+      // The callback arrives asynchronously: wait for its line (the first line is the README's own
+      // readiness probe, a GET) before the shell ends; on a loaded CI machine this takes seconds.
+      'for _ in $(seq 1 600); do grep -q "echo" "$RECEIVED" 2>/dev/null && break; sleep 0.1; done',
       ports(checked(block("more"))),
     ].join("\n");
     const step5 = join(dataDir, "step5.json");
