@@ -108,6 +108,8 @@ describe("the README's walk-through", { timeout: 120_000 }, () => {
     expect(JSON.parse(readFileSync(step5, "utf8"))).toEqual(shown);
     // The receiver of "Try it locally" printed the signed callback as described.
     const line = readFileSync(received, "utf8");
-    expect(line).toMatch(/^msg_[0-9a-f]{32}_1 \{"asyncRequest":\{.*"status":"COMPLETED".*\},"echo":\{"data":"hello"\}\}/m);
+    expect(line, `the service's log:\n${service.output().split("\n").filter((l) => /callback|attempt|deliver/i.test(l)).slice(-20).join("\n")}`).toMatch(
+      /^msg_[0-9a-f]{32}_1 \{"asyncRequest":\{.*"status":"COMPLETED".*\},"echo":\{"data":"hello"\}\}/m,
+    );
   });
 });
