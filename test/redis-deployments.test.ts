@@ -127,36 +127,44 @@ describe("Redis Cluster (three masters)", { timeout: 90_000 }, () => {
   });
 
   it("refuses to start when REDIS_URL names a cluster node, and says what to set instead", async () => {
-    const db = await createTestDatabase();
-    try {
-      const config = loadConfig({ REDIS_URL: `redis://127.0.0.1:${cluster.ports[0]}`, QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
-      await expect(createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: true }, database: db })).rejects.toThrow(/REDIS_URL points at a Redis Cluster node.*REDIS_CLUSTER_NODES/);
-    } finally {
-      await db.drop();
-    }
+    expect(await startupError({ REDIS_URL: `redis://127.0.0.1:${cluster.ports[0]}` })).toMatch(/REDIS_URL points at a Redis Cluster node.*REDIS_CLUSTER_NODES/);
   });
 });
+
+/** The loop against a runtime whose Redis settings are `redisEnv`; everything it started goes after. */
+async function loopOn(redisEnv: Record<string, string>, hookPath: string): Promise<void> {
+  const receiver = await startReceiver();
+  let rt: TestRuntime | undefined;
+  try {
+    rt = await startTestRuntime({ env: { ...redisEnv, OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "50ms,100ms" } });
+    await exerciseTheLoop(rt, receiver, hookPath);
+  } finally {
+    await rt?.stop();
+    await receiver.close();
+  }
+}
+
+/** The error a runtime with these Redis settings fails to start with. */
+async function startupError(redisEnv: Record<string, string>): Promise<string> {
+  const db = await createTestDatabase();
+  try {
+    const config = loadConfig({ ...redisEnv, QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
+    const runtime = await createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: false }, database: db });
+    await runtime.close();
+    return "started";
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await db.drop();
+  }
+}
 
 describe("Redis Cluster over TLS", { timeout: 90_000 }, () => {
   it("runs the loop on a TLS-only cluster with REDIS_TLS=true and REDIS_TLS_CA", async () => {
     const cluster = await startPrivateCluster({ tls: true });
-    const receiver = await startReceiver();
-    let rt: TestRuntime | undefined;
     try {
-      rt = await startTestRuntime({
-        env: {
-          REDIS_URL: "",
-          REDIS_CLUSTER_NODES: `127.0.0.1:${cluster.ports[0]}`,
-          REDIS_TLS: "true",
-          REDIS_TLS_CA: cluster.caFile!,
-          OUTBOUND_ALLOW: "127.0.0.1/32",
-          CALLBACK_RETRY_DELAYS: "50ms,100ms",
-        },
-      });
-      await exerciseTheLoop(rt, receiver, "/hooks/cluster-tls");
+      await loopOn({ REDIS_URL: "", REDIS_CLUSTER_NODES: `127.0.0.1:${cluster.ports[0]}`, REDIS_TLS: "true", REDIS_TLS_CA: cluster.caFile! }, "/hooks/cluster-tls");
     } finally {
-      await rt?.stop();
-      await receiver.close();
       await cluster.stop();
     }
   });
@@ -165,22 +173,9 @@ describe("Redis Cluster over TLS", { timeout: 90_000 }, () => {
 describe("Redis Sentinel (primary + replica, three sentinels)", { timeout: 90_000 }, () => {
   it("runs the loop against the primary the sentinels name", async () => {
     const sentinel = await startPrivateSentinel();
-    const receiver = await startReceiver();
-    let rt: TestRuntime | undefined;
     try {
-      rt = await startTestRuntime({
-        env: {
-          REDIS_URL: "",
-          REDIS_SENTINELS: sentinel.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(","),
-          REDIS_SENTINEL_NAME: sentinel.name,
-          OUTBOUND_ALLOW: "127.0.0.1/32",
-          CALLBACK_RETRY_DELAYS: "50ms,100ms",
-        },
-      });
-      await exerciseTheLoop(rt, receiver, "/hooks/sentinel");
+      await loopOn({ REDIS_URL: "", REDIS_SENTINELS: sentinel.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(","), REDIS_SENTINEL_NAME: sentinel.name }, "/hooks/sentinel");
     } finally {
-      await rt?.stop();
-      await receiver.close();
       await sentinel.stop();
     }
   });
@@ -189,29 +184,16 @@ describe("Redis Sentinel (primary + replica, three sentinels)", { timeout: 90_00
 describe("Redis Sentinel with passwords (data nodes and sentinels)", { timeout: 90_000 }, () => {
   it("runs the loop with REDIS_PASSWORD and REDIS_SENTINEL_PASSWORD, and does not start with a wrong one", async () => {
     const sentinel = await startPrivateSentinel({ password: "data-node-pw", sentinelPassword: "sentinel-pw" });
-    const receiver = await startReceiver();
-    let rt: TestRuntime | undefined;
     const env = {
       REDIS_URL: "",
       REDIS_SENTINELS: sentinel.sentinelPorts.map((port) => `127.0.0.1:${port}`).join(","),
       REDIS_SENTINEL_NAME: sentinel.name,
       REDIS_SENTINEL_PASSWORD: "sentinel-pw",
-      OUTBOUND_ALLOW: "127.0.0.1/32",
-      CALLBACK_RETRY_DELAYS: "50ms,100ms",
     };
     try {
-      rt = await startTestRuntime({ env: { ...env, REDIS_PASSWORD: "data-node-pw" } });
-      await exerciseTheLoop(rt, receiver, "/hooks/sentinel-auth");
-      const db = await createTestDatabase();
-      try {
-        const config = loadConfig({ ...env, REDIS_PASSWORD: "wrong-password", QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
-        await expect(createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: false }, database: db })).rejects.toThrow(/^Redis \(sentinel ricochet-test via /);
-      } finally {
-        await db.drop();
-      }
+      await loopOn({ ...env, REDIS_PASSWORD: "data-node-pw" }, "/hooks/sentinel-auth");
+      expect(await startupError({ ...env, REDIS_PASSWORD: "wrong-password" })).toMatch(/^Redis \(sentinel ricochet-test via /);
     } finally {
-      await rt?.stop();
-      await receiver.close();
       await sentinel.stop();
     }
   });
@@ -220,26 +202,12 @@ describe("Redis Sentinel with passwords (data nodes and sentinels)", { timeout: 
 describe("Redis over TLS (rediss://, private CA)", { timeout: 60_000 }, () => {
   it("runs the loop when REDIS_TLS_CA names the CA, and fails to start, saying why, when it does not", async () => {
     const tls = await startPrivateTlsRedis();
-    const receiver = await startReceiver();
-    let rt: TestRuntime | undefined;
     try {
-      rt = await startTestRuntime({
-        env: { REDIS_URL: tls.url, REDIS_TLS_CA: tls.caFile, OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "50ms,100ms" },
-      });
-      await exerciseTheLoop(rt, receiver, "/hooks/tls");
-
+      await loopOn({ REDIS_URL: tls.url, REDIS_TLS_CA: tls.caFile }, "/hooks/tls");
       // The server's certificate is signed by a CA the system does not trust: without
       // REDIS_TLS_CA the connection is refused, never silently unverified.
-      const db = await createTestDatabase();
-      try {
-        const config = loadConfig({ REDIS_URL: tls.url, QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
-        await expect(createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: false }, database: db })).rejects.toThrow(/^Redis \(rediss:\/\/127\.0\.0\.1:\d+\)/);
-      } finally {
-        await db.drop();
-      }
+      expect(await startupError({ REDIS_URL: tls.url })).toMatch(/^Redis \(rediss:\/\/127\.0\.0\.1:\d+\)/);
     } finally {
-      await rt?.stop();
-      await receiver.close();
       await tls.stop();
     }
   });
