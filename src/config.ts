@@ -151,8 +151,14 @@ const envSchema = z.object({
   CALLBACK_TIMEOUT: duration.default(15_000),
   /** Deliveries in flight per worker process. A waiting attempt costs a socket, not CPU: keep it well above the per-origin cap. */
   CALLBACK_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(200),
-  /** Of those, at most this many to one receiver (origin): a hanging receiver holds only its own. */
+  /**
+   * Of those, at most this many to one receiver (origin) that answers slowly or fails: a hanging
+   * receiver holds only its own. A receiver that answers quickly earns more, one per quick answer,
+   * up to CALLBACK_ORIGIN_MAX_CONCURRENCY (src/worker/delivery-slots.ts).
+   */
   CALLBACK_ORIGIN_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** The most slots one receiver can earn; half of CALLBACK_CONCURRENCY when unset. */
+  CALLBACK_ORIGIN_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(10_000).optional(),
   /** CIDRs or host names that outbound calls may reach although private (e.g. 10.0.0.0/8,hooks.internal). */
   OUTBOUND_ALLOW: list
     .refine((entries) => entries.every(isNetworkOrHost), "each entry must be a CIDR (10.0.0.0/8), an IP address or a host name")
@@ -233,6 +239,9 @@ export type Config = {
   callbackTimeoutMs: number;
   callbackConcurrency: number;
   callbackOriginConcurrency: number;
+  callbackOriginMaxConcurrency: number;
+  /** An answer slower than this halves its origin's earned slots. */
+  callbackOriginSlowMs: number;
   outboundAllow: string[];
   outboundDnsServers: string[];
   httpActionUpstreams: string[];
@@ -351,6 +360,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     callbackTimeoutMs: e.CALLBACK_TIMEOUT,
     callbackConcurrency: e.CALLBACK_CONCURRENCY,
     callbackOriginConcurrency: Math.min(e.CALLBACK_ORIGIN_CONCURRENCY, e.CALLBACK_CONCURRENCY),
+    callbackOriginMaxConcurrency: Math.min(
+      Math.max(e.CALLBACK_ORIGIN_MAX_CONCURRENCY ?? Math.floor(e.CALLBACK_CONCURRENCY / 2), e.CALLBACK_ORIGIN_CONCURRENCY),
+      e.CALLBACK_CONCURRENCY,
+    ),
+    callbackOriginSlowMs: Math.min(1_000, Math.floor(e.CALLBACK_TIMEOUT / 2)),
     outboundAllow: e.OUTBOUND_ALLOW,
     outboundDnsServers: e.OUTBOUND_DNS_SERVERS,
     httpActionUpstreams: e.HTTP_ACTION_UPSTREAMS,

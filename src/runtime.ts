@@ -127,7 +127,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const statements = lifecycleStatements(database.sql);
   const userAgent = `Ricochet/${VERSION}`;
   const callbackPolicy = createAddressPolicy(config.outboundAllow);
-  const callbackHttp = createOutboundClient({ policy: callbackPolicy, dnsServers: config.outboundDnsServers, userAgent });
+  const callbackHttp = createOutboundClient({
+    policy: callbackPolicy,
+    dnsServers: config.outboundDnsServers,
+    userAgent,
+    // One connection per delivery slot an origin can earn: an attempt holding a slot never waits for a connection.
+    connectionsPerOrigin: config.callbackOriginMaxConcurrency,
+  });
   // The http action's upstreams are the operator's own choice, so their hosts are allowed.
   const upstreamHosts = config.httpActionUpstreams.map((base) => new URL(base).hostname);
   const actionHttp = createOutboundClient({
@@ -183,12 +189,20 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
         schedule,
         timeoutMs: config.callbackTimeoutMs,
         queues,
-        slots: createDeliverySlots({ total: config.callbackConcurrency, perOrigin: config.callbackOriginConcurrency }),
+        slots: createDeliverySlots({
+          total: config.callbackConcurrency,
+          perOrigin: config.callbackOriginConcurrency,
+          perOriginMax: config.callbackOriginMaxConcurrency,
+          slowMs: config.callbackOriginSlowMs,
+        }),
         leases,
         // The callbacks worker fetches 2 jobs per slot; one origin may keep half of them waiting
         // here, so a slow one cannot take all, and a fast one is never starved of work.
         originBacklog: config.callbackConcurrency,
         originBackoffMs: Math.min(1_000, config.callbackTimeoutMs),
+        // Finished requests' first attempts wait here for a slot (each with its row) rather than
+        // take a queue hop, up to as many as there are slots.
+        inlineBacklog: config.callbackConcurrency,
       })
     : undefined;
   const threads = roles.worker

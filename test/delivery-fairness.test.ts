@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { slotVerdict } from "../src/worker/deliver-callback.js";
 import { createDeliverySlots } from "../src/worker/delivery-slots.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { jsonBody, startTestRuntime, type TestRuntime } from "./helpers/runtime.js";
@@ -25,6 +26,61 @@ describe("delivery slots", () => {
     await waits[1];
     expect(order).toEqual(["a", "b", "c", "a"]);
     expect(slots.stats()).toEqual({ inFlight: 1, origins: 1, waiting: 0 });
+  });
+
+  it("let an origin earn a slot per quick answer up to its ceiling, and halve on strain, never below its floor", () => {
+    let clock = 0;
+    const slots = createDeliverySlots({ total: 100, perOrigin: 2, perOriginMax: 8, slowMs: 1_000, now: () => clock });
+    const answer = (origin: string, verdict?: "ok" | "strained", tookMs = 1) => {
+      const slot = slots.tryAcquire(origin)!;
+      clock += tookMs;
+      slot(verdict);
+    };
+    expect(slots.limitOf("a")).toBe(2); // never seen: it starts at the floor
+    for (let i = 0; i < 3; i++) answer("a", "ok");
+    expect(slots.limitOf("a")).toBe(5);
+    for (let i = 0; i < 10; i++) answer("a", "ok");
+    expect(slots.limitOf("a")).toBe(8); // the ceiling
+    const held = Array.from({ length: 8 }, () => slots.tryAcquire("a")!);
+    expect(slots.tryAcquire("a")).toBeUndefined(); // 8 in flight: no 9th
+    expect(slots.limitOf("b")).toBe(2); // another origin earned nothing
+
+    held.pop()!("strained"); // a timeout, a refused connection, 429 or 5xx
+    expect(slots.limitOf("a")).toBe(4);
+    held.pop()!(); // given back without an attempt (no verdict): no change
+    expect(slots.limitOf("a")).toBe(4);
+    held.pop()!("strained");
+    expect(slots.limitOf("a")).toBe(2); // the floor
+    // 4 still in flight, over the new limit of 2: no new slot until three of them end.
+    expect(slots.tryAcquire("a")).toBeUndefined();
+    for (const slot of held.splice(0)) slot(); // ended without an answer
+    answer("a", "ok");
+    answer("a", "ok"); // quick answers again: 3, then 4
+    expect(slots.limitOf("a")).toBe(4);
+    answer("a", "ok", 1_001); // a 200, but slower than slowMs: strain all the same
+    expect(slots.limitOf("a")).toBe(2);
+  });
+
+  it("wake a waiter of an origin whose limit grew", async () => {
+    const slots = createDeliverySlots({ total: 10, perOrigin: 1, perOriginMax: 3 });
+    const first = slots.tryAcquire("a")!;
+    const second = slots.acquire("a"); // waits: the limit is 1
+    const third = slots.acquire("a");
+    first("ok"); // the limit is now 2: both waiters may go
+    await Promise.all([second, third]);
+    expect(slots.stats()).toEqual({ inFlight: 2, origins: 1, waiting: 0 });
+  });
+
+  it("judge an attempt by its answer: 429, 5xx and failed connections are strain; a blocked address is no attempt", () => {
+    expect(slotVerdict(200, null)).toBe("ok");
+    expect(slotVerdict(404, "http_status")).toBe("ok"); // a quick refusal is no sign of overload
+    expect(slotVerdict(429, "http_status")).toBe("strained");
+    expect(slotVerdict(503, "http_status")).toBe("strained");
+    for (const errorClass of ["timeout", "connection_refused", "connection_reset", "dns_failure", "tls_error", "network_error"]) {
+      expect(slotVerdict(null, errorClass)).toBe("strained");
+    }
+    expect(slotVerdict(null, "blocked_address")).toBeUndefined();
+    expect(slotVerdict(null, "invalid_url")).toBeUndefined();
   });
 });
 

@@ -109,9 +109,10 @@ describe("counters and callbacks without the sweeper's help", () => {
 });
 
 describe("first attempts when every in-process slot is taken", () => {
-  it("go through the callbacks queue instead, and are delivered", async () => {
+  it("wait in process while few wait, then go through the callbacks queue; all are delivered", async () => {
     const slowReceiver = await startReceiver();
-    const receiver = await startReceiver(); // another origin: the busy one's cap does not apply
+    const receiver = await startReceiver(); // another origin: the busy one's limit does not apply
+    // One slot, so one first attempt may wait for it in process (CALLBACK_CONCURRENCY of them).
     const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_CONCURRENCY: "1", CALLBACK_TIMEOUT: "3s" } });
     let release: () => void = () => {};
     try {
@@ -119,16 +120,23 @@ describe("first attempts when every in-process slot is taken", () => {
       slowReceiver.on("/slow", (_req, res) => void held.then(() => res.writeHead(200).end("late")));
       const slow = await submit(rt, { action: "echo", input: {}, callbackUrl: slowReceiver.url("/slow") });
       await slowReceiver.waitFor("/slow", 1); // the one in-process slot is now busy
-      const fast = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
-      await waitForStatus(rt, fast.id, "COMPLETED");
+      const waiting = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
+      await waitForStatus(rt, waiting.id, "COMPLETED");
+      const queued = await submit(rt, { action: "echo", input: {}, callbackUrl: receiver.url("/fast") });
+      await waitForStatus(rt, queued.id, "COMPLETED");
       const queue = new Queue("callbacks", { connection: { url: REDIS_URL }, prefix: rt.config.queuePrefix });
       try {
-        // Queued, since no slot was free; delivered once one is.
-        expect(await (await queue.getJob(`${fast.id}.1`))?.getState()).toMatch(/waiting|active|completed/);
+        // The second found one attempt waiting already: it went to the queue (fetched, and put back
+        // for a while while its origin has one waiting here), delivered once a slot frees.
+        expect(await (await queue.getJob(`${queued.id}.1`))?.getState()).toMatch(/waiting|active|delayed|completed/);
+        expect(receiver.requestsTo("/fast")).toHaveLength(0);
         release();
-        await receiver.waitFor("/fast", 1);
-        await waitForCallback(rt, rt, fast.id, "DELIVERED");
-        expect(await (await queue.getJob(`${fast.id}.1`))?.getState()).toBe("completed");
+        await receiver.waitFor("/fast", 2);
+        await waitForCallback(rt, rt, waiting.id, "DELIVERED");
+        await waitForCallback(rt, rt, queued.id, "DELIVERED");
+        expect(await (await queue.getJob(`${queued.id}.1`))?.getState()).toBe("completed");
+        // The first waited in process for the slot: no job, no second read of its row.
+        expect(await queue.getJob(`${waiting.id}.1`)).toBeUndefined();
         expect(await queue.getJob(`${slow.id}.1`)).toBeUndefined();
       } finally {
         await queue.close();

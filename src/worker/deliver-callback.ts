@@ -11,7 +11,7 @@ import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
 import type { AttemptLeases } from "./attempt-leases.js";
-import { originOf, type DeliverySlots } from "./delivery-slots.js";
+import { originOf, type DeliverySlots, type Slot, type SlotVerdict } from "./delivery-slots.js";
 import { OutboundError, type OutboundClient, type OutboundErrorClass } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
@@ -37,6 +37,11 @@ export type DeliverCallbackDeps = {
   originBacklog: number;
   /** How long a job sent back for its origin's backlog waits before it is fetched again. */
   originBackoffMs: number;
+  /**
+   * First attempts that may wait here for a slot, all origins together, rather than go to the
+   * `callbacks` queue (each holds its row in memory, under its attempt lease).
+   */
+  inlineBacklog: number;
 };
 
 /** What a receiver gets: the AsyncRequest as GET shows it, and the result under the action's key. */
@@ -130,6 +135,16 @@ export function attemptOutcomeClass(statusCode: number | null, errorClass: strin
   }
 }
 
+/**
+ * What an attempt shows of its receiver's health, for its origin's share of the delivery slots:
+ * no verdict when no request was sent (a blocked address), strain when it timed out, could not
+ * connect, or answered 429 or 5xx (slowness is judged by the slots themselves).
+ */
+export function slotVerdict(statusCode: number | null, errorClass: string | null): SlotVerdict | undefined {
+  if (statusCode !== null) return statusCode === 429 || statusCode >= 500 ? "strained" : "ok";
+  return errorClass === "blocked_address" || errorClass === "invalid_url" ? undefined : "strained";
+}
+
 /** `retryAt`: when the next attempt is due, in this process's wall-clock ms (what BullMQ's delays use). */
 export type AttemptOutcome = { status: CallbackStatus; retryAt: number | undefined; current: boolean };
 
@@ -148,8 +163,8 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
   const inline = new Set<Promise<void>>();
 
-  /** One attempt; `releaseSlot` is called as soon as the HTTP exchange is over (before the record). */
-  async function attemptOnce(row: AsyncRequestRow, attempt: number, releaseSlot: () => void): Promise<AttemptOutcome> {
+  /** One attempt; its slot is given back as soon as the HTTP exchange is over (before the record). */
+  async function attemptOnce(row: AsyncRequestRow, attempt: number, releaseSlot: Slot): Promise<AttemptOutcome> {
     const series = row.callbackSeries;
     const messageId = callbackMessageId(row.id, series);
     const body = callbackBody(row, deps.catalog);
@@ -177,7 +192,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       errorClass = error.errorClass;
       errorMessage = error.message;
     } finally {
-      releaseSlot();
+      releaseSlot(slotVerdict(statusCode, errorClass));
     }
     const durationMs = Math.round(performance.now() - started);
     const endedAt = Date.now();
@@ -252,12 +267,11 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     if (outcome.current && outcome.status === "EXHAUSTED") throw new UnrecoverableError(`callback EXHAUSTED after ${attempt} attempts`);
   }
 
-  function deliverNow(row: AsyncRequestRow): boolean {
-    const release = slots.tryAcquire(originOf(row.callbackUrl!));
-    if (!release) return false;
+  /** Makes a series' first attempt in this process, under a lease, once `slot` gives it a slot. */
+  function deliverInline(row: AsyncRequestRow, slot: Promise<Slot>): void {
     const lease = deps.leases.hold(row.id, row.callbackSeries);
-    const work = attemptOnce(row, 1, release)
-      .finally(release)
+    const work = slot
+      .then((release) => attemptOnce(row, 1, release).finally(release))
       .then(async (outcome) => {
         if (!outcome.current || outcome.status !== "RETRYING") return;
         const delayMs = Math.max(0, outcome.retryAt! - Date.now());
@@ -271,6 +285,22 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
         inline.delete(work);
       });
     inline.add(work);
+  }
+
+  /**
+   * A just-finished request's first attempt, in this process: at once when its origin has a free
+   * slot, else after the attempts already waiting here, unless too many already wait (then the
+   * caller enqueues it). No queue hop and no second read of the row either way.
+   */
+  function deliverNow(row: AsyncRequestRow): boolean {
+    const origin = originOf(row.callbackUrl!);
+    const now = slots.tryAcquire(origin);
+    if (now) {
+      deliverInline(row, Promise.resolve(now));
+      return true;
+    }
+    if (slots.waitingTotal() >= deps.inlineBacklog || slots.waitingFor(origin) >= deps.originBacklog) return false;
+    deliverInline(row, slots.acquire(origin));
     return true;
   }
 
@@ -297,9 +327,9 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     },
 
     /**
-     * The first attempt of a just-finished request's series, here and now, when a slot is free;
-     * false when none is (the caller enqueues it instead). A failure schedules the retries as a
-     * job, resuming the series after this attempt.
+     * The first attempt of a just-finished request's series, in this process (now, or after the
+     * attempts waiting for its origin); false when too many wait already (the caller enqueues it
+     * instead). A failure schedules the retries as a job, resuming the series after this attempt.
      */
     deliverNow,
 

@@ -1,23 +1,71 @@
 /**
  * The delivery slots of one worker process, shared fairly between receivers. At most `total`
- * attempts are in flight, and at most `perOrigin` of them to one origin (scheme, host and port),
- * so a receiver that hangs holds its own few slots and never the others'. When a slot frees, the
- * next attempt comes from the next origin in turn (round robin), not from whoever queued first.
+ * attempts are in flight, and at most the origin's current limit of them to one origin (scheme,
+ * host and port), so a receiver that hangs holds its own few slots and never the others'. When a
+ * slot frees, the next attempt comes from the next origin in turn (round robin), not from whoever
+ * queued first.
+ *
+ * An origin's limit adapts to how it answers (additive increase, multiplicative decrease, as TCP
+ * and Netflix's concurrency-limits do): it starts at `perOrigin`; every quick answer earns one
+ * more slot, up to `perOriginMax`; every answer that shows strain (a timeout, a failed
+ * connection, 429 or 5xx, or one slower than `slowMs`) halves it, never below `perOrigin`. So a
+ * receiver that answers in a millisecond gets the throughput it can take, and one that starts to
+ * hang falls back to `perOrigin` slots within a few answers. A receiver never seen before starts
+ * at `perOrigin`: it has to earn more.
  */
 export type DeliverySlots = ReturnType<typeof createDeliverySlots>;
 
+/** How an attempt went, for its origin's limit: `ok` a quick answer, `strained` one that shows strain. */
+export type SlotVerdict = "ok" | "strained";
+
+/** Gives a slot back (once; later calls do nothing), with what the attempt showed, if it made one. */
+export type Slot = (verdict?: SlotVerdict) => void;
+
+export type DeliverySlotsOptions = {
+  total: number;
+  /** The limit every origin starts at and never goes below. */
+  perOrigin: number;
+  /** The most an origin can earn (default `perOrigin`: a fixed limit). */
+  perOriginMax?: number;
+  /** An answer slower than this counts as strain (default: none does). */
+  slowMs?: number;
+  /** Milliseconds, for how long a slot was held (default performance.now). */
+  now?: () => number;
+};
+
 type Waiter = () => void;
 
-export function createDeliverySlots(options: { total: number; perOrigin: number }) {
+/** Idle origins whose limit is remembered; past this many, the ones idle longest are forgotten. */
+const REMEMBERED_ORIGINS = 10_000;
+
+export function createDeliverySlots(options: DeliverySlotsOptions) {
+  const floor = options.perOrigin;
+  const now = options.now ?? (() => performance.now());
+  const ceiling = Math.max(floor, options.perOriginMax ?? floor);
   let inFlight = 0;
+  let waitingTotal = 0;
   const perOrigin = new Map<string, number>();
+  /** Limits above the floor; an origin not here is at the floor. Insertion order: least recently raised first. */
+  const earned = new Map<string, number>();
   const waiting = new Map<string, Waiter[]>(); // insertion order is the round-robin order
 
   const busy = (origin: string) => perOrigin.get(origin) ?? 0;
+  const limitOf = (origin: string) => earned.get(origin) ?? floor;
   const take = (origin: string) => {
     inFlight++;
     perOrigin.set(origin, busy(origin) + 1);
   };
+
+  function adapt(origin: string, verdict: SlotVerdict, durationMs: number | undefined) {
+    const strained = verdict === "strained" || (options.slowMs !== undefined && durationMs !== undefined && durationMs > options.slowMs);
+    const limit = limitOf(origin);
+    const next = strained ? Math.max(floor, Math.floor(limit / 2)) : Math.min(ceiling, limit + 1);
+    earned.delete(origin);
+    if (next > floor) {
+      earned.set(origin, next);
+      if (earned.size > REMEMBERED_ORIGINS) earned.delete(earned.keys().next().value!);
+    }
+  }
 
   function release(origin: string) {
     inFlight--;
@@ -30,8 +78,9 @@ export function createDeliverySlots(options: { total: number; perOrigin: number 
   function wakeNext() {
     for (const [origin, queue] of waiting) {
       if (inFlight >= options.total) return;
-      if (busy(origin) >= options.perOrigin) continue;
+      if (busy(origin) >= limitOf(origin)) continue;
       const next = queue.shift()!;
+      waitingTotal--;
       // Served: this origin goes to the back of the line.
       waiting.delete(origin);
       if (queue.length) waiting.set(origin, queue);
@@ -40,38 +89,49 @@ export function createDeliverySlots(options: { total: number; perOrigin: number 
     }
   }
 
+  function slot(origin: string): Slot {
+    const takenAt = now();
+    let done = false;
+    return (verdict) => {
+      if (done) return;
+      done = true;
+      if (verdict) adapt(origin, verdict, now() - takenAt);
+      release(origin);
+    };
+  }
+
+  function tryAcquire(origin: string): Slot | undefined {
+    if (inFlight >= options.total || busy(origin) >= limitOf(origin) || waiting.has(origin)) return undefined;
+    take(origin);
+    return slot(origin);
+  }
+
   return {
     /** A slot now, or undefined when none is free for this origin (the caller queues the work). */
-    tryAcquire(origin: string): (() => void) | undefined {
-      if (inFlight >= options.total || busy(origin) >= options.perOrigin || waiting.has(origin)) return undefined;
-      take(origin);
-      return once(() => release(origin));
-    },
+    tryAcquire,
 
     /** Waits for a slot for this origin, in turn with the other origins' waiters. */
-    acquire(origin: string): Promise<() => void> {
-      const now = this.tryAcquire(origin);
-      if (now) return Promise.resolve(now);
+    acquire(origin: string): Promise<Slot> {
+      const free = tryAcquire(origin);
+      if (free) return Promise.resolve(free);
       return new Promise((resolve) => {
         const queue = waiting.get(origin) ?? [];
-        queue.push(() => resolve(once(() => release(origin))));
+        queue.push(() => resolve(slot(origin)));
         waiting.set(origin, queue);
+        waitingTotal++;
       });
     },
 
     /** How many attempts to this origin wait for a slot in this process. */
     waitingFor: (origin: string) => waiting.get(origin)?.length ?? 0,
 
-    stats: () => ({ inFlight, origins: perOrigin.size, waiting: [...waiting.values()].reduce((n, q) => n + q.length, 0) }),
-  };
-}
+    /** How many attempts wait for a slot in this process, all origins together. */
+    waitingTotal: () => waitingTotal,
 
-function once(fn: () => void): () => void {
-  let done = false;
-  return () => {
-    if (done) return;
-    done = true;
-    fn();
+    /** The origin's current limit. */
+    limitOf,
+
+    stats: () => ({ inFlight, origins: perOrigin.size, waiting: waitingTotal }),
   };
 }
 

@@ -69,7 +69,13 @@ function resolver(dnsServers: readonly string[]): Resolve {
  * between a check and the connect (rebinding) cannot slip through. IP literals are vetted
  * before the request. Redirects are never followed; the body read is capped.
  */
-export function createOutboundClient(options: { policy: AddressPolicy; dnsServers?: readonly string[]; userAgent: string }) {
+export function createOutboundClient(options: {
+  policy: AddressPolicy;
+  dnsServers?: readonly string[];
+  userAgent: string;
+  /** Keep-alive connections per origin (default 32): as many as requests to one origin may be in flight. */
+  connectionsPerOrigin?: number;
+}) {
   const { policy } = options;
   const resolve = resolver(options.dnsServers ?? []);
 
@@ -94,7 +100,7 @@ export function createOutboundClient(options: { policy: AddressPolicy; dnsServer
   const agent = new Agent({
     connect: { lookup: guardedLookup as never, timeout: 10_000 },
     keepAliveTimeout: 4_000,
-    connections: 32,
+    connections: options.connectionsPerOrigin ?? 32,
   });
 
   async function send(req: OutboundRequest): Promise<OutboundResponse> {
