@@ -71,11 +71,11 @@ describe("delivery slots", () => {
     expect(slots.stats()).toEqual({ inFlight: 2, origins: 1, waiting: 0 });
   });
 
-  it("judge an attempt by its answer: 429, 5xx and failed connections are strain; a blocked address is no attempt", () => {
+  it("judge an attempt by its answer: 429, 502–504 and failed connections are strain; a blocked address is no attempt", () => {
     expect(slotVerdict(200, null)).toBe("ok");
     expect(slotVerdict(404, "http_status")).toBe("ok"); // a quick refusal is no sign of overload
-    expect(slotVerdict(429, "http_status")).toBe("strained");
-    expect(slotVerdict(503, "http_status")).toBe("strained");
+    expect(slotVerdict(500, "http_status")).toBe("ok"); // nor is a quick error
+    for (const status of [429, 502, 503, 504]) expect(slotVerdict(status, "http_status")).toBe("strained");
     for (const errorClass of ["timeout", "connection_refused", "connection_reset", "dns_failure", "tls_error", "network_error"]) {
       expect(slotVerdict(null, errorClass)).toBe("strained");
     }

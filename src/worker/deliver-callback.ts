@@ -135,13 +135,17 @@ export function attemptOutcomeClass(statusCode: number | null, errorClass: strin
   }
 }
 
+/** Answers that say "too much": rate limited, or a gateway whose upstream is down or too slow. */
+const OVERLOAD_STATUSES = new Set([429, 502, 503, 504]);
+
 /**
  * What an attempt shows of its receiver's health, for its origin's share of the delivery slots:
  * no verdict when no request was sent (a blocked address), strain when it timed out, could not
- * connect, or answered 429 or 5xx (slowness is judged by the slots themselves).
+ * connect, or answered 429, 502, 503 or 504 (slowness is judged by the slots themselves). A
+ * quick 500 or 404 is a failed attempt but no sign of overload: it keeps its slots.
  */
 export function slotVerdict(statusCode: number | null, errorClass: string | null): SlotVerdict | undefined {
-  if (statusCode !== null) return statusCode === 429 || statusCode >= 500 ? "strained" : "ok";
+  if (statusCode !== null) return OVERLOAD_STATUSES.has(statusCode) ? "strained" : "ok";
   return errorClass === "blocked_address" || errorClass === "invalid_url" ? undefined : "strained";
 }
 

@@ -8,7 +8,7 @@
  * An origin's limit adapts to how it answers (additive increase, multiplicative decrease, as TCP
  * and Netflix's concurrency-limits do): it starts at `perOrigin`; every quick answer earns one
  * more slot, up to `perOriginMax`; every answer that shows strain (a timeout, a failed
- * connection, 429 or 5xx, or one slower than `slowMs`) halves it, never below `perOrigin`. So a
+ * connection, 429 or 502–504, or one slower than `slowMs`) halves it, never below `perOrigin`. So a
  * receiver that answers in a millisecond gets the throughput it can take, and one that starts to
  * hang falls back to `perOrigin` slots within a few answers. A receiver never seen before starts
  * at `perOrigin`: it has to earn more.

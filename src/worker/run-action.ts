@@ -111,10 +111,14 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
         throw new DelayedError();
       }
       const { row } = claimed;
-      const logger = deps.logger.child({ asyncRequestId: id, tenantId: row.tenantId, jobId: job.id });
+      // The run's own lines carry its ids as fields; the action gets a child logger only if it asks
+      // for one (a pino child costs more than the one line most runs write).
+      const ids = { asyncRequestId: id, tenantId: row.tenantId, jobId: job.id };
+      let child: Logger | undefined;
+      const actionLogger = () => (child ??= deps.logger.child(ids));
       const action = catalog.get(row.action);
       if (!action) return leaveForAnotherWorker(job, row.action, token); // a job enqueued without its action's name
-      if (row.runs > 1) logger.warn({ run: row.runs, attempts: action.retry?.attempts ?? 1 }, "running again (a retry, or after a crashed or stalled worker)");
+      if (row.runs > 1) deps.logger.warn({ ...ids, run: row.runs, attempts: action.retry?.attempts ?? 1 }, "running again (a retry, or after a crashed or stalled worker)");
 
       // One "action run" line per run, with its outcome (the final status it wrote, `retry` or
       // `interrupted`) and duration; `superseded` marks a run whose request was cancelled or
@@ -123,7 +127,7 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
       const elapsedMs = () => Math.round(performance.now() - started);
       const ran = (outcome: FinalStatus | "retry" | "interrupted", details: Record<string, unknown>, level: "info" | "warn" | "error" = "info", durationMs = elapsedMs()) => {
         deps.metrics.actionDuration.observe({ action: action.name }, durationMs / 1000);
-        logger[level]({ action: action.name, run: row.runs, outcome, durationMs, ...details }, "action run");
+        deps.logger[level]({ ...ids, action: action.name, run: row.runs, outcome, durationMs, ...details }, "action run");
       };
       const finishAs = async (status: FinalStatus, fields: FinalFields, details: Record<string, unknown> = {}, level: "info" | "error" = "info") => {
         const durationMs = elapsedMs(); // the action's time, not the write's
@@ -151,7 +155,15 @@ export function createRunAction(deps: RunActionDeps, running: Map<string, AbortC
           action.runIn === "thread"
             ? await deps.threads.run(action.name, input.data, { signal: controller.signal, timeLimitMs, onProgress: (percent) => void progress(percent).catch(() => {}) })
             : await withinTimeLimit(action, timeLimitMs, controller, () =>
-                action.run(input.data, { logger, signal: controller.signal, clock, http: deps.actionHttp, progress }),
+                action.run(input.data, {
+                  get logger() {
+                    return actionLogger();
+                  },
+                  signal: controller.signal,
+                  clock,
+                  http: deps.actionHttp,
+                  progress,
+                }),
               );
       } catch (error) {
         const reason: unknown = controller.signal.aborted ? controller.signal.reason : undefined;
