@@ -104,7 +104,8 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   }
 
   if (roles.worker) await warnAboutRedisSettings(redis, (message, details) => logger.warn(details, message));
-  const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger });
+  // Status changes wake long-polls and event streams, which only an API serves.
+  const events = createPubSub({ publisher: redis, subscriber, prefix: config.queuePrefix, logger, statusEvents: roles.api });
   await events.start();
   const schedule = createCallbackSchedule(config.callbackRetryDelays);
   const queues = createQueues(redis, config.queuePrefix, schedule);

@@ -1,6 +1,7 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseStatusMessages } from "../src/infra/pubsub.js";
 import { statusChannel } from "../src/shared/queues.js";
 import { answer, startReceiver, type Receiver } from "./helpers/receiver.js";
 import { REDIS_URL, startPrivateRedis } from "./helpers/redis.js";
@@ -33,7 +34,7 @@ describe("the running limit by counters, over several tenants and worker process
     const subscriber = new Redis(REDIS_URL);
     await subscriber.subscribe(statusChannel(api.config.queuePrefix));
     subscriber.on("message", (_channel: string, raw: string) => {
-      if ((JSON.parse(raw) as { status: string }).status !== "RUNNING") return;
+      if (!parseStatusMessages(raw).some((m) => m.status === "RUNNING")) return;
       checks.push(
         runningNow().then((rows) => {
           for (const row of rows) peaks.set(row.tenant_id, Math.max(peaks.get(row.tenant_id) ?? 0, row.n));

@@ -2,6 +2,7 @@ import { and, count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Redis } from "ioredis";
 import { asyncRequests } from "../src/db/schema.js";
+import { parseStatusMessages } from "../src/infra/pubsub.js";
 import { statusChannel } from "../src/shared/queues.js";
 import { REDIS_URL } from "./helpers/redis.js";
 import { jsonBody, startTestRuntime, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
@@ -64,7 +65,7 @@ describe("per-tenant concurrency limit (enforced in the worker)", () => {
     const subscriber = new Redis(REDIS_URL);
     await subscriber.subscribe(statusChannel(rt.config.queuePrefix));
     subscriber.on("message", (_channel: string, raw: string) => {
-      if ((JSON.parse(raw) as { status: string }).status !== "RUNNING") return;
+      if (!parseStatusMessages(raw).some((m) => m.status === "RUNNING")) return;
       checks.push((async () => void observations.push({ running: await running(), queued: await queued() }))());
     });
 

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseStatusMessages } from "../src/infra/pubsub.js";
 import { statusChannel } from "../src/shared/queues.js";
 import { createTestDatabase, type TestDatabase } from "./helpers/db.js";
 import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
@@ -97,7 +98,7 @@ describe("2 API + 2 worker processes", { timeout: 120_000 }, () => {
     const subscriber = new Redis(REDIS_URL);
     await subscriber.subscribe(statusChannel(prefix));
     subscriber.on("message", (_channel: string, raw: string) => {
-      if ((JSON.parse(raw) as { status: string }).status !== "RUNNING") return;
+      if (!parseStatusMessages(raw).some((m) => m.status === "RUNNING")) return;
       checks.push(rows().then((all) => void (peak = Math.max(peak, all.filter((r) => r.status === "RUNNING").length))));
     });
     try {

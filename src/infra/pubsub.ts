@@ -4,13 +4,23 @@ import { cancelChannel, secretRotationChannel, statusChannel, tokenRevocationCha
 
 type Listener = (message: StatusChangeMessage) => void;
 
+/** The status changes one message on the status channel carries: an array, or one object from a version before (a rolling upgrade). */
+export function parseStatusMessages(raw: string): StatusChangeMessage[] {
+  const parsed = JSON.parse(raw) as StatusChangeMessage | StatusChangeMessage[];
+  return Array.isArray(parsed) ? parsed : [parsed];
+}
+
 /**
  * Status changes, cancellations and token revocations travel over Redis pub/sub so that the
  * process holding a long-poll (running a job, caching a token) hears about what another process
  * did. One subscription per process; listeners are kept locally. Delivery is best-effort: every
  * user of it also has a bound that holds without it (timeouts, cache TTL, the database).
+ *
+ * Status changes are many (two per request) and go to every process that serves long-polls and
+ * event streams: those made in one turn of the event loop (a batch of claims or finishes) travel
+ * as one message, a JSON array. Only processes that serve them (`statusEvents`) subscribe.
  */
-export function createPubSub(deps: { publisher: RedisConnection; subscriber: RedisConnection; prefix: string; logger: Logger }) {
+export function createPubSub(deps: { publisher: RedisConnection; subscriber: RedisConnection; prefix: string; logger: Logger; statusEvents: boolean }) {
   const statusListeners = new Map<string, Set<Listener>>();
   const cancelListeners = new Set<(id: string) => void>();
   const revocationListeners = new Set<(digest: string) => void>();
@@ -25,8 +35,9 @@ export function createPubSub(deps: { publisher: RedisConnection; subscriber: Red
   deps.subscriber.on("message", (channel: string, raw: string) => {
     try {
       if (channel === channels.status) {
-        const message = JSON.parse(raw) as StatusChangeMessage;
-        for (const listener of statusListeners.get(message.id) ?? []) listener(message);
+        for (const message of parseStatusMessages(raw)) {
+          for (const listener of statusListeners.get(message.id) ?? []) listener(message);
+        }
       } else if (channel === channels.cancel) {
         for (const listener of cancelListeners) listener(raw);
       } else if (channel === channels.revocation) {
@@ -39,18 +50,32 @@ export function createPubSub(deps: { publisher: RedisConnection; subscriber: Red
     }
   });
 
-  return {
-    async start(): Promise<void> {
-      await deps.subscriber.subscribe(channels.status, channels.cancel, channels.revocation, channels.rotation);
-    },
-
-    async publishStatus(message: StatusChangeMessage): Promise<void> {
+  let outgoing: StatusChangeMessage[] = [];
+  let sent: Promise<void> | undefined;
+  function sendStatuses(): Promise<void> {
+    return (sent ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const batch = outgoing;
+      outgoing = [];
+      sent = undefined;
       try {
-        await deps.publisher.publish(channels.status, JSON.stringify(message));
+        await deps.publisher.publish(channels.status, JSON.stringify(batch));
       } catch (error) {
         // Waiters re-read the database when they time out, so a lost notice only delays them.
-        deps.logger.warn({ err: error, asyncRequestId: message.id }, "could not publish a status change");
+        deps.logger.warn({ err: error, asyncRequestIds: batch.map((m) => m.id) }, "could not publish status changes");
       }
+    }));
+  }
+
+  return {
+    async start(): Promise<void> {
+      const always = [channels.cancel, channels.revocation, channels.rotation];
+      await deps.subscriber.subscribe(...(deps.statusEvents ? [channels.status, ...always] : always));
+    },
+
+    /** Announces a status change, with the others of this turn of the event loop; resolves once sent. */
+    publishStatus(message: StatusChangeMessage): Promise<void> {
+      outgoing.push(message);
+      return sendStatuses();
     },
 
     async publishCancel(id: string): Promise<void> {
