@@ -146,3 +146,16 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     }
   });
 });
+
+describe("PostgreSQL connections", () => {
+  it("plan every hot statement for the table as it is (no generic plan kept from when it was small)", async () => {
+    const db = await createTestDatabase("postgres");
+    try {
+      // Several at once, so more than one pooled connection answers.
+      const modes = await Promise.all(Array.from({ length: 4 }, () => db.sql.query<{ plan_cache_mode: string }>("show plan_cache_mode")));
+      expect(modes.map(([row]) => row!.plan_cache_mode)).toEqual(Array(4).fill("force_custom_plan"));
+    } finally {
+      await db.close();
+    }
+  });
+});

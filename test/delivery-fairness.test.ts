@@ -61,6 +61,28 @@ describe("delivery slots", () => {
     expect(slots.limitOf("a")).toBe(2);
   });
 
+  it("tell how long a new attempt would wait, from how long the origin's answers take and its limit", async () => {
+    let clock = 0;
+    const slots = createDeliverySlots({ total: 100, perOrigin: 2, perOriginMax: 2, now: () => clock });
+    expect(slots.expectedWaitMs("a")).toBeUndefined(); // no answer yet: nothing known
+    const answer = (tookMs: number) => {
+      const slot = slots.tryAcquire("a")!;
+      clock += tookMs;
+      slot("ok");
+    };
+    answer(10);
+    expect(slots.expectedWaitMs("a")).toBe(0); // a slot is free
+    answer(20); // the moving average: 10 × 0.8 + 20 × 0.2 = 12 ms
+    const held = [slots.tryAcquire("a")!, slots.tryAcquire("a")!];
+    expect(slots.expectedWaitMs("a")).toBe(6); // both slots busy: one answer of 12 ms, shared by 2 slots
+    const waiters = [slots.acquire("a"), slots.acquire("a"), slots.acquire("a")];
+    expect(slots.expectedWaitMs("a")).toBe(24); // behind 3 waiters: (3 + 1) × 12 / 2
+    for (const slot of held) slot();
+    for (const slot of await Promise.all(waiters.slice(0, 2))) slot();
+    for (const slot of await Promise.all(waiters.slice(2))) slot();
+    expect(slots.expectedWaitMs("a")).toBe(0);
+  });
+
   it("wake a waiter of an origin whose limit grew", async () => {
     const slots = createDeliverySlots({ total: 10, perOrigin: 1, perOriginMax: 3 });
     const first = slots.tryAcquire("a")!;

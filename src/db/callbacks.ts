@@ -92,13 +92,23 @@ export function callbacksRepository(db: Db) {
 
     /**
      * Starts a new series for up to `limit` of a tenant's EXHAUSTED callbacks last tried at or
-     * after `since`, in one statement (rows being redelivered by someone else are skipped).
+     * after `since`, in one statement (rows being redelivered by someone else are skipped). Pages
+     * walk the table in id order from `afterId`, so a redelivery of n series reads each row once,
+     * not once per page.
      */
-    async startSeriesForExhausted(tenantId: string, since: Date, at: Date, limit: number): Promise<{ id: string; series: number }[]> {
+    async startSeriesForExhausted(tenantId: string, since: Date, at: Date, limit: number, afterId?: string): Promise<{ id: string; series: number }[]> {
       const picked = db
         .select({ id: asyncRequests.id })
         .from(asyncRequests)
-        .where(and(eq(asyncRequests.tenantId, tenantId), eq(asyncRequests.callbackStatus, "EXHAUSTED"), gte(asyncRequests.callbackLastAttemptAt, since)))
+        .where(
+          and(
+            eq(asyncRequests.tenantId, tenantId),
+            eq(asyncRequests.callbackStatus, "EXHAUSTED"),
+            gte(asyncRequests.callbackLastAttemptAt, since),
+            afterId ? gt(asyncRequests.id, afterId) : undefined,
+          ),
+        )
+        .orderBy(asc(asyncRequests.id))
         .limit(limit)
         .for("update", { skipLocked: true });
       return db

@@ -174,9 +174,11 @@ export function adminService(deps: Deps) {
       let redelivered = 0;
       // In pages: one statement starts a page of series, one addBulk enqueues them. If an enqueue
       // fails, the sweeper finds the PENDING series.
+      let afterId: string | undefined;
       for (;;) {
-        const started = await deps.callbacks.startSeriesForExhausted(tenantId, since, clock.now(), REDELIVER_PAGE);
+        const started = await deps.callbacks.startSeriesForExhausted(tenantId, since, clock.now(), REDELIVER_PAGE, afterId);
         if (started.length === 0) break;
+        afterId = started.reduce((last, { id }) => (id > last ? id : last), started[0]!.id);
         redelivered += started.length;
         await deps.queues.enqueueCallbacks(started).catch((error: unknown) => deps.logger.warn({ err: error }, "could not enqueue redeliveries; the sweeper will"));
         if (started.length < REDELIVER_PAGE) break;

@@ -33,9 +33,12 @@ export type DeliverCallbackDeps = {
   metrics: Metrics;
   schedule: CallbackSchedule;
   timeoutMs: number;
-  /** Attempts to one origin that may wait here for a slot before more go back to the queue. */
+  /** Attempts to one origin that may wait here for a slot, before its answers tell how long they take. */
   originBacklog: number;
-  /** How long a job sent back for its origin's backlog waits before it is fetched again. */
+  /**
+   * How long a job sent back for its origin's backlog waits before it is fetched again; an
+   * attempt that would wait here longer than this for its origin's slot is sent back.
+   */
   originBackoffMs: number;
   /**
    * First attempts that may wait here for a slot, all origins together, rather than go to the
@@ -167,6 +170,16 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
   const events = new EventEmitter<{ attempt: [requestId: string, status: CallbackStatus] }>();
   const inline = new Set<Promise<void>>();
 
+  /**
+   * Whether an attempt to this origin waits here for a slot, rather than go back to the queue for
+   * `originBackoffMs`: while it would wait less than that (a receiver that answers quickly drains
+   * its line fast), or, before the origin has answered, while fewer than `originBacklog` wait.
+   */
+  function waitsHere(origin: string): boolean {
+    const expectedMs = slots.expectedWaitMs(origin);
+    return expectedMs === undefined ? slots.waitingFor(origin) < deps.originBacklog : expectedMs <= deps.originBackoffMs;
+  }
+
   /** One attempt; its slot is given back as soon as the HTTP exchange is over (before the record). */
   async function attemptOnce(row: AsyncRequestRow, attempt: number, releaseSlot: Slot): Promise<AttemptOutcome> {
     const series = row.callbackSeries;
@@ -252,7 +265,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     const row = await readRow(requestId);
     if (!row?.callbackUrl || row.callbackSeries !== series || row.callbackStatus === "DELIVERED" || row.callbackStatus === "EXHAUSTED") return;
     const origin = originOf(row.callbackUrl);
-    if (slots.waitingFor(origin) >= deps.originBacklog) {
+    if (!waitsHere(origin)) {
       await job.moveToDelayed(Date.now() + deps.originBackoffMs, token);
       throw new DelayedError();
     }
@@ -303,7 +316,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       deliverInline(row, Promise.resolve(now));
       return true;
     }
-    if (slots.waitingTotal() >= deps.inlineBacklog || slots.waitingFor(origin) >= deps.originBacklog) return false;
+    if (slots.waitingTotal() >= deps.inlineBacklog || !waitsHere(origin)) return false;
     deliverInline(row, slots.acquire(origin));
     return true;
   }

@@ -45,26 +45,30 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
   let inFlight = 0;
   let waitingTotal = 0;
   const perOrigin = new Map<string, number>();
-  /** Limits above the floor; an origin not here is at the floor. Insertion order: least recently raised first. */
-  const earned = new Map<string, number>();
+  /**
+   * What is known of each origin answering lately: its limit (the floor when absent) and how long
+   * its answers take (a moving average). Insertion order is least recently answered first.
+   */
+  const known = new Map<string, { limit: number; answerMs: number }>();
   const waiting = new Map<string, Waiter[]>(); // insertion order is the round-robin order
 
   const busy = (origin: string) => perOrigin.get(origin) ?? 0;
-  const limitOf = (origin: string) => earned.get(origin) ?? floor;
+  const limitOf = (origin: string) => known.get(origin)?.limit ?? floor;
   const take = (origin: string) => {
     inFlight++;
     perOrigin.set(origin, busy(origin) + 1);
   };
 
-  function adapt(origin: string, verdict: SlotVerdict, durationMs: number | undefined) {
-    const strained = verdict === "strained" || (options.slowMs !== undefined && durationMs !== undefined && durationMs > options.slowMs);
-    const limit = limitOf(origin);
-    const next = strained ? Math.max(floor, Math.floor(limit / 2)) : Math.min(ceiling, limit + 1);
-    earned.delete(origin);
-    if (next > floor) {
-      earned.set(origin, next);
-      if (earned.size > REMEMBERED_ORIGINS) earned.delete(earned.keys().next().value!);
-    }
+  function adapt(origin: string, verdict: SlotVerdict, durationMs: number) {
+    const strained = verdict === "strained" || (options.slowMs !== undefined && durationMs > options.slowMs);
+    const before = known.get(origin);
+    const limit = before?.limit ?? floor;
+    known.delete(origin);
+    known.set(origin, {
+      limit: strained ? Math.max(floor, Math.floor(limit / 2)) : Math.min(ceiling, limit + 1),
+      answerMs: before ? before.answerMs * 0.8 + durationMs * 0.2 : durationMs,
+    });
+    if (known.size > REMEMBERED_ORIGINS) known.delete(known.keys().next().value!);
   }
 
   function release(origin: string) {
@@ -130,6 +134,18 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
 
     /** The origin's current limit. */
     limitOf,
+
+    /**
+     * How long an attempt to this origin that starts waiting now would wait for its slot, from how
+     * long the origin's answers take lately and its limit; undefined before its first answer.
+     */
+    expectedWaitMs(origin: string): number | undefined {
+      const stats = known.get(origin);
+      if (!stats) return undefined;
+      const queued = waiting.get(origin)?.length ?? 0;
+      if (queued === 0 && busy(origin) < stats.limit && inFlight < options.total) return 0;
+      return ((queued + 1) * stats.answerMs) / stats.limit;
+    },
 
     stats: () => ({ inFlight, origins: perOrigin.size, waiting: waitingTotal }),
   };
