@@ -53,19 +53,23 @@ export async function openDatabase(options: DatabaseOptions): Promise<Database> 
 }
 
 function openPostgres(url: string, max: number, onConnectionError: (error: Error) => void): Database {
-  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    connectionTimeoutMillis: 5_000,
+    // Plan each hot statement for the table as it is now. A connection's cached generic plan is
+    // chosen after a statement's first five runs: on a new (small) table that is a sequential
+    // scan and a hash join, kept until the next ANALYZE while the table grows under it. The
+    // statement's text is still parsed once per connection (it is a named statement). Set before
+    // the connection is first handed out.
+    // pg-pool waits for the promise this returns (its typing says void).
+    onConnect: (client) => client.query("SET plan_cache_mode = force_custom_plan") as unknown as void,
+  });
   // A client that loses its connection emits 'error'. The pool listens only while a client is
   // idle; one checked out (a transaction, a migration) would throw it on the event loop and end
   // the process. Every client gets a listener for its whole life: the query in flight fails on
   // its own, and pg-pool discards the broken client when it is released.
-  pool.on("connect", (client) => {
-    client.on("error", onConnectionError);
-    // Plan each hot statement for the table as it is now. A connection's cached generic plan is
-    // chosen after a statement's first five runs: on a new (small) table that is a sequential
-    // scan and a hash join, kept until the next ANALYZE, while the table grows under it. The
-    // statement's text is still parsed once per connection (it is a named statement).
-    void client.query("SET plan_cache_mode = force_custom_plan").catch(() => {});
-  });
+  pool.on("connect", (client) => client.on("error", onConnectionError));
   pool.on("error", onConnectionError);
   const db = drizzlePg({ client: pool, schema }) as unknown as Db;
   // The hot statements are a handful of constant texts: each is prepared once per connection
