@@ -178,6 +178,9 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
   const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
   const leases = createAttemptLeases({ redis, prefix: config.queuePrefix, lockMs: config.jobLockDuration });
+  // An attempt that would wait longer than this for its receiver's slot goes back to the queue
+  // for as long instead (a job), so a slow receiver cannot fill a worker with its attempts.
+  const originBackoffMs = Math.min(1_000, config.callbackTimeoutMs);
   const delivery = roles.worker
     ? createCallbackDelivery({
         statements,
@@ -195,12 +198,13 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
           perOrigin: config.callbackOriginConcurrency,
           perOriginMax: config.callbackOriginMaxConcurrency,
           slowMs: config.callbackOriginSlowMs,
+          shedAfterMs: originBackoffMs,
         }),
         leases,
-        // The callbacks worker fetches 2 jobs per slot; one origin may keep half of them waiting
-        // here, so a slow one cannot take all, and a fast one is never starved of work.
+        // Before a receiver's first answer tells how long it takes, at most this many of its
+        // attempts wait here (the callbacks worker fetches 2 jobs per slot).
         originBacklog: config.callbackConcurrency,
-        originBackoffMs: Math.min(1_000, config.callbackTimeoutMs),
+        originBackoffMs,
         // Finished requests' first attempts wait here for a slot (each with its row) rather than
         // take a queue hop, up to as many as there are slots.
         inlineBacklog: config.callbackConcurrency,

@@ -155,7 +155,7 @@ describe("PostgreSQL connections", () => {
       const modes = await Promise.all(Array.from({ length: 4 }, () => db.sql.query<{ plan_cache_mode: string }>("show plan_cache_mode")));
       expect(modes.map(([row]) => row!.plan_cache_mode)).toEqual(Array(4).fill("force_custom_plan"));
     } finally {
-      await db.close();
+      await db.drop();
     }
   });
 });

@@ -2,7 +2,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { slotVerdict } from "../src/worker/deliver-callback.js";
-import { createDeliverySlots } from "../src/worker/delivery-slots.js";
+import { createDeliverySlots, SlotRefused, type Slot } from "../src/worker/delivery-slots.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { jsonBody, startTestRuntime, type TestRuntime } from "./helpers/runtime.js";
 
@@ -28,7 +28,7 @@ describe("delivery slots", () => {
     expect(slots.stats()).toEqual({ inFlight: 1, origins: 1, waiting: 0 });
   });
 
-  it("let an origin earn a slot per quick answer up to its ceiling, and halve on strain, never below its floor", () => {
+  it("let an origin earn slots by answering quickly under load, up to its ceiling, and halve on strain, never below its floor", () => {
     let clock = 0;
     const slots = createDeliverySlots({ total: 100, perOrigin: 2, perOriginMax: 8, slowMs: 1_000, now: () => clock });
     const answer = (origin: string, verdict?: "ok" | "strained", tookMs = 1) => {
@@ -36,29 +36,45 @@ describe("delivery slots", () => {
       clock += tookMs;
       slot(verdict);
     };
+    /** Takes every slot the origin may have, then each answers quickly. */
+    const round = (origin: string) => {
+      const taken: Slot[] = [];
+      for (let slot = slots.tryAcquire(origin); slot; slot = slots.tryAcquire(origin)) taken.push(slot);
+      clock += 1;
+      for (const slot of taken) slot("ok");
+    };
     expect(slots.limitOf("a")).toBe(2); // never seen: it starts at the floor
-    for (let i = 0; i < 3; i++) answer("a", "ok");
+    answer("a", "ok"); // 1 in flight of 2: half its limit in use, so it earns one
+    expect(slots.limitOf("a")).toBe(3);
+    for (let i = 0; i < 5; i++) answer("a", "ok"); // 1 in flight of 3: it earns nothing more
+    expect(slots.limitOf("a")).toBe(3);
+    round("a"); // 3 in flight: while at least half of them are, each answer earns one
     expect(slots.limitOf("a")).toBe(5);
-    for (let i = 0; i < 10; i++) answer("a", "ok");
+    round("a");
+    expect(slots.limitOf("a")).toBe(7);
+    round("a");
     expect(slots.limitOf("a")).toBe(8); // the ceiling
     const held = Array.from({ length: 8 }, () => slots.tryAcquire("a")!);
     expect(slots.tryAcquire("a")).toBeUndefined(); // 8 in flight: no 9th
     expect(slots.limitOf("b")).toBe(2); // another origin earned nothing
 
-    held.pop()!("strained"); // a timeout, a refused connection, 429 or 5xx
+    held.pop()!("strained"); // a timeout, a refused connection, 429 or 502–504
     expect(slots.limitOf("a")).toBe(4);
     held.pop()!(); // given back without an attempt (no verdict): no change
     expect(slots.limitOf("a")).toBe(4);
     held.pop()!("strained");
     expect(slots.limitOf("a")).toBe(2); // the floor
-    // 4 still in flight, over the new limit of 2: no new slot until three of them end.
+    // 5 still in flight, over the new limit of 2: no new slot until four of them end.
     expect(slots.tryAcquire("a")).toBeUndefined();
     for (const slot of held.splice(0)) slot(); // ended without an answer
-    answer("a", "ok");
-    answer("a", "ok"); // quick answers again: 3, then 4
-    expect(slots.limitOf("a")).toBe(4);
+    round("a");
+    expect(slots.limitOf("a")).toBe(3);
     answer("a", "ok", 1_001); // a 200, but slower than slowMs: strain all the same
     expect(slots.limitOf("a")).toBe(2);
+    const slot = slots.tryAcquire("a")!;
+    clock += 5_000;
+    slot("ok", 3); // judged by the receiver's own answer time when given, not the slot's
+    expect(slots.limitOf("a")).toBe(3);
   });
 
   it("tell how long a new attempt would wait, from how long the origin's answers take and its limit", async () => {
@@ -77,10 +93,63 @@ describe("delivery slots", () => {
     expect(slots.expectedWaitMs("a")).toBe(6); // both slots busy: one answer of 12 ms, shared by 2 slots
     const waiters = [slots.acquire("a"), slots.acquire("a"), slots.acquire("a")];
     expect(slots.expectedWaitMs("a")).toBe(24); // behind 3 waiters: (3 + 1) × 12 / 2
+    clock += 100; // the attempts in flight have been silent for 100 ms, far over its 12 ms
+    expect(slots.expectedWaitMs("a")).toBe(200); // judged by that silence: (3 + 1) × 100 / 2
     for (const slot of held) slot();
     for (const slot of await Promise.all(waiters.slice(0, 2))) slot();
     for (const slot of await Promise.all(waiters.slice(2))) slot();
     expect(slots.expectedWaitMs("a")).toBe(0);
+  });
+
+  it("count the attempts in flight beyond a limit that shrank as ahead of a new one", () => {
+    let clock = 0;
+    const slots = createDeliverySlots({ total: 100, perOrigin: 2, perOriginMax: 8, now: () => clock });
+    const held: Slot[] = [];
+    for (let limit = 2; limit < 8; limit = slots.limitOf("a")) {
+      const taken: Slot[] = [];
+      for (let slot = slots.tryAcquire("a"); slot; slot = slots.tryAcquire("a")) taken.push(slot);
+      clock += 10;
+      for (const slot of taken) slot("ok");
+    }
+    for (let i = 0; i < 8; i++) held.push(slots.tryAcquire("a")!);
+    held.pop()!("strained", 10); // limit 4, 7 in flight
+    held.pop()!("strained", 10); // limit 2, 6 in flight: 4 of them beyond it
+    expect(slots.limitOf("a")).toBe(2);
+    // (4 beyond the limit + 1) answers of 10 ms, over 2 slots.
+    expect(slots.expectedWaitMs("a")).toBe(25);
+    for (const slot of held) slot();
+  });
+
+  it("turn away, on strain, the waiters the origin's new limit would not reach soon enough; and all of them at shutdown", async () => {
+    let clock = 0;
+    const slots = createDeliverySlots({ total: 100, perOrigin: 2, perOriginMax: 2, shedAfterMs: 100, now: () => clock });
+    const first = slots.tryAcquire("a")!;
+    clock += 10;
+    first("ok"); // it answers in 10 ms
+    const held = [slots.tryAcquire("a")!, slots.tryAcquire("a")!];
+    const outcomes: ("granted" | "refused")[] = [];
+    const waiters = Array.from({ length: 30 }, (_, i) =>
+      slots.acquire("a").then(
+        (slot) => ((outcomes[i] = "granted"), slot),
+        (error: unknown) => {
+          expect(error).toBeInstanceOf(SlotRefused);
+          outcomes[i] = "refused";
+          return undefined;
+        },
+      ),
+    );
+    clock += 50;
+    held.pop()!("strained", 50); // a 503 after 50 ms: its answers now average 18 ms
+    // Its 2 slots serve 100 ms / 18 ms × 2 = 11 waiters within 100 ms: the other 19, the last to
+    // come, are turned away (their jobs go back to the queue); one of the 11 has the freed slot.
+    await Promise.all(waiters.slice(11));
+    expect(outcomes.slice(11)).toEqual(Array(19).fill("refused"));
+    expect(await waiters[0]).toBeDefined();
+    expect(slots.waitingFor("a")).toBe(10);
+    slots.refuseAll(); // shutdown
+    await Promise.all(waiters);
+    expect(outcomes.filter((o) => o === "refused")).toHaveLength(29);
+    expect(slots.stats()).toEqual({ inFlight: 2, origins: 1, waiting: 0 });
   });
 
   it("wake a waiter of an origin whose limit grew", async () => {

@@ -114,7 +114,8 @@ describe("first attempts when every in-process slot is taken", () => {
     const slowReceiver = await startReceiver();
     const receiver = await startReceiver(); // another origin: the busy one's limit does not apply
     // One slot, so one first attempt may wait for it in process (CALLBACK_CONCURRENCY of them).
-    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_CONCURRENCY: "1", CALLBACK_TIMEOUT: "3s" } });
+    // The slow receiver answers when the test says so, well within CALLBACK_TIMEOUT.
+    const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_CONCURRENCY: "1", CALLBACK_TIMEOUT: "30s" } });
     let release: () => void = () => {};
     try {
       const held = new Promise<void>((resolve) => (release = resolve));

@@ -65,8 +65,11 @@ describe("per-tenant concurrency limit (enforced in the worker)", () => {
     const subscriber = new Redis(REDIS_URL);
     await subscriber.subscribe(statusChannel(rt.config.queuePrefix));
     subscriber.on("message", (_channel: string, raw: string) => {
-      if (!parseStatusMessages(raw).some((m) => m.status === "RUNNING")) return;
-      checks.push((async () => void observations.push({ running: await running(), queued: await queued() }))());
+      // One observation per start (one message may carry several status changes).
+      for (const message of parseStatusMessages(raw)) {
+        if (message.status !== "RUNNING") continue;
+        checks.push((async () => void observations.push({ running: await running(), queued: await queued() }))());
+      }
     });
 
     const ids: string[] = [];

@@ -1,4 +1,5 @@
 import { Queue } from "bullmq";
+import { callbacksRepository } from "../src/db/callbacks.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REDIS_URL } from "./helpers/redis.js";
 import { startTestRuntime, TEST_ADMIN_TOKEN, type TestRuntime } from "./helpers/runtime.js";
@@ -15,6 +16,31 @@ describe("redelivering more EXHAUSTED callbacks than one page holds", () => {
   });
   afterAll(async () => {
     await rt.stop();
+  });
+
+  it("starts a page after the last id of the one before", async () => {
+    const client = await rt.createClient();
+    const ids = (
+      await rt.db.sql.query<{ id: string }>(
+        `insert into async_requests (id, tenant_id, created_by, action, status, input, callback_url, created_at, updated_at, finished_at,
+           callback_status, callback_series, callback_attempts, callback_last_attempt_at, callback_updated_at)
+         select gen_random_uuid(), $1, $2, 'echo', 'COMPLETED', '{}'::jsonb, 'http://127.0.0.1:9/hook', now(), now(), now(),
+           'EXHAUSTED', 1, 11, now(), now()
+         from generate_series(1, 9) returning id`,
+        [client.tenantId, client.clientId],
+      )
+    )
+      .map((row) => row.id)
+      .sort();
+    const repository = callbacksRepository(rt.db.db);
+    const since = new Date(Date.now() - 3_600_000);
+    const page = async (afterId?: string) => (await repository.startSeriesForExhausted(client.tenantId, since, new Date(), 4, afterId)).map((r) => r.id).sort();
+    const first = await page();
+    expect(first).toEqual(ids.slice(0, 4)); // in id order
+    // From the middle of the first page (its rows are PENDING now, so only the cursor can tell):
+    // the next page starts strictly after the id given, skipping none of the EXHAUSTED ones.
+    expect(await page(ids[5])).toEqual(ids.slice(6, 9));
+    expect(await page(ids[3])).toEqual([ids[4]!, ids[5]!]);
   });
 
   it("restarts each series exactly once, across pages, and leaves older ones alone", async () => {

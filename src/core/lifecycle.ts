@@ -173,8 +173,8 @@ export function createLifecycle(deps: LifecycleDeps) {
     while (row === "again");
     if (!row) return undefined;
     deps.metrics.requestsFinished.inc({ action: row.action, status });
-    // The callback's first attempt: made here at once when this process delivers callbacks and
-    // has a free slot, else enqueued as part of finishing.
+    // The callback's first attempt: made by this process when it delivers callbacks (at once, or
+    // after the attempts waiting for the same receiver), else enqueued as part of finishing.
     if (row.callbackStatus === "PENDING" && !deps.deliverNow?.(row)) {
       // Enqueued as part of finishing; if this fails (or we crash first), the sweeper finds the PENDING series.
       await queues.enqueueCallback(id, row.callbackSeries).catch((error: unknown) =>

@@ -11,7 +11,7 @@ import type { AsyncRequestRow } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
 import type { AttemptLeases } from "./attempt-leases.js";
-import { originOf, type DeliverySlots, type Slot, type SlotVerdict } from "./delivery-slots.js";
+import { originOf, SlotRefused, type DeliverySlots, type Slot, type SlotVerdict } from "./delivery-slots.js";
 import { OutboundError, type OutboundClient, type OutboundErrorClass } from "../infra/outbound/client.js";
 import { toAsyncRequest } from "../shared/async-request.js";
 import { callbackMessageId, type CallbackStatus, type DeliverCallbackJob } from "../shared/callbacks.js";
@@ -41,8 +41,9 @@ export type DeliverCallbackDeps = {
    */
   originBackoffMs: number;
   /**
-   * First attempts that may wait here for a slot, all origins together, rather than go to the
-   * `callbacks` queue (each holds its row in memory, under its attempt lease).
+   * Attempts that may wait here for a slot, all origins together, before a finished request's
+   * first attempt goes to the `callbacks` queue instead (a waiting first attempt holds its row in
+   * memory, under its attempt lease).
    */
   inlineBacklog: number;
 };
@@ -205,12 +206,15 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
         errorMessage = `the receiver answered ${statusCode}; only 200 counts as delivered`;
       }
     } catch (error) {
-      if (!(error instanceof OutboundError)) throw error;
+      if (!(error instanceof OutboundError)) {
+        releaseSlot(); // our own failure, not the receiver's: no verdict on it
+        throw error;
+      }
       errorClass = error.errorClass;
       errorMessage = error.message;
-    } finally {
-      releaseSlot(slotVerdict(statusCode, errorClass));
     }
+    // The receiver is judged by its own answer time, not by the signing that came before.
+    releaseSlot(slotVerdict(statusCode, errorClass), performance.now() - started);
     const durationMs = Math.round(performance.now() - started);
     const endedAt = Date.now();
     const delivered = statusCode === 200;
@@ -270,7 +274,16 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
       throw new DelayedError();
     }
     const attempt = offset + job.attemptsMade + 1;
-    const release = await slots.acquire(origin);
+    let release: Slot;
+    try {
+      release = await slots.acquire(origin);
+    } catch (error) {
+      if (!(error instanceof SlotRefused)) throw error;
+      // Turned away while waiting (its receiver showed strain, or this worker is stopping): back
+      // to the queue for a while, using no attempt.
+      await job.moveToDelayed(Date.now() + deps.originBackoffMs, token);
+      throw new DelayedError();
+    }
     let outcome: AttemptOutcome;
     try {
       outcome = await attemptOnce(row, attempt, release);
@@ -284,16 +297,25 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
     if (outcome.current && outcome.status === "EXHAUSTED") throw new UnrecoverableError(`callback EXHAUSTED after ${attempt} attempts`);
   }
 
-  /** Makes a series' first attempt in this process, under a lease, once `slot` gives it a slot. */
+  /**
+   * Makes a series' first attempt in this process, under a lease, once `slot` gives it a slot; if
+   * it is turned away while waiting, the attempt becomes a job of the queue instead.
+   */
   function deliverInline(row: AsyncRequestRow, slot: Promise<Slot>): void {
     const lease = deps.leases.hold(row.id, row.callbackSeries);
     const work = slot
-      .then((release) => attemptOnce(row, 1, release).finally(release))
-      .then(async (outcome) => {
-        if (!outcome.current || outcome.status !== "RETRYING") return;
-        const delayMs = Math.max(0, outcome.retryAt! - Date.now());
-        await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs });
-      })
+      .then(
+        async (release) => {
+          const outcome = await attemptOnce(row, 1, release).finally(release);
+          if (!outcome.current || outcome.status !== "RETRYING") return;
+          const delayMs = Math.max(0, outcome.retryAt! - Date.now());
+          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 1, delayMs });
+        },
+        async (error: unknown) => {
+          if (!(error instanceof SlotRefused)) throw error;
+          await deps.queues.enqueueCallback(row.id, row.callbackSeries, { offset: 0, delayMs: deps.originBackoffMs });
+        },
+      )
       .catch((error: unknown) =>
         deps.logger.warn({ err: error, asyncRequestId: row.id }, "first callback attempt could not be made or recorded; the sweeper will resume the series"),
       )
@@ -350,8 +372,15 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
      */
     deliverNow,
 
-    /** Waits for the first attempts in flight (shutdown). */
+    /**
+     * Turns away every attempt waiting for a slot (shutdown): callback jobs go back to the queue,
+     * first attempts become jobs. Attempts in flight go on.
+     */
+    refuseWaiting: () => slots.refuseAll(),
+
+    /** Turns away the waiting attempts, then waits for the first attempts in flight (shutdown). */
     drain: async () => {
+      slots.refuseAll();
       await Promise.allSettled([...inline]);
     },
   };

@@ -5,21 +5,34 @@
  * slot frees, the next attempt comes from the next origin in turn (round robin), not from whoever
  * queued first.
  *
- * An origin's limit adapts to how it answers (additive increase, multiplicative decrease, as TCP
- * and Netflix's concurrency-limits do): it starts at `perOrigin`; every quick answer earns one
- * more slot, up to `perOriginMax`; every answer that shows strain (a timeout, a failed
- * connection, 429 or 502–504, or one slower than `slowMs`) halves it, never below `perOrigin`. So a
- * receiver that answers in a millisecond gets the throughput it can take, and one that starts to
- * hang falls back to `perOrigin` slots within a few answers. A receiver never seen before starts
- * at `perOrigin`: it has to earn more.
+ * An origin's limit adapts to how it answers, the way TCP's congestion window does: it starts at
+ * `perOrigin`; a quick answer while the origin uses at least half of its limit earns one more
+ * slot (so a receiver under load doubles its limit every round of answers, up to `perOriginMax`,
+ * and one that only ever gets a few attempts at a time earns nothing it has not shown it can
+ * take); an answer that shows strain (a timeout, a failed connection, 429 or 502–504, or one
+ * slower than `slowMs`) halves it, never below `perOrigin`. So a receiver that answers in a
+ * millisecond gets the throughput it can take, and one that starts to hang falls back to
+ * `perOrigin` slots within a few answers. A receiver never seen before starts at `perOrigin`.
+ *
+ * Waiting attempts can be turned away (their `acquire` rejects with `SlotRefused`, and the caller
+ * puts them back in the queue): on strain, those the origin's new limit would not reach within
+ * `shedAfterMs`; and all of them at shutdown.
  */
 export type DeliverySlots = ReturnType<typeof createDeliverySlots>;
 
 /** How an attempt went, for its origin's limit: `ok` a quick answer, `strained` one that shows strain. */
 export type SlotVerdict = "ok" | "strained";
 
-/** Gives a slot back (once; later calls do nothing), with what the attempt showed, if it made one. */
-export type Slot = (verdict?: SlotVerdict) => void;
+/**
+ * Gives a slot back (once; later calls do nothing), with what the attempt showed, if it made one,
+ * and how long the receiver took to answer (default: since the slot was taken).
+ */
+export type Slot = (verdict?: SlotVerdict, answeredInMs?: number) => void;
+
+/** A waiting attempt turned away: it goes back to the queue for a while instead. */
+export class SlotRefused extends Error {
+  override name = "SlotRefused";
+}
 
 export type DeliverySlotsOptions = {
   total: number;
@@ -29,13 +42,15 @@ export type DeliverySlotsOptions = {
   perOriginMax?: number;
   /** An answer slower than this counts as strain (default: none does). */
   slowMs?: number;
-  /** Milliseconds, for how long a slot was held (default performance.now). */
+  /** On strain, waiting attempts that would wait longer than this are turned away (default: none are). */
+  shedAfterMs?: number;
+  /** Milliseconds, for answer times (default performance.now). */
   now?: () => number;
 };
 
-type Waiter = () => void;
+type Waiter = { grant(): void; refuse(error: SlotRefused): void };
 
-/** Idle origins whose limit is remembered; past this many, the ones idle longest are forgotten. */
+/** Origins whose answers are remembered; past this many, the least recently answered are forgotten. */
 const REMEMBERED_ORIGINS = 10_000;
 
 export function createDeliverySlots(options: DeliverySlotsOptions) {
@@ -46,10 +61,11 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
   let waitingTotal = 0;
   const perOrigin = new Map<string, number>();
   /**
-   * What is known of each origin answering lately: its limit (the floor when absent) and how long
-   * its answers take (a moving average). Insertion order is least recently answered first.
+   * What is known of each origin that answered lately: its limit (the floor when absent), how long
+   * its answers take (a moving average) and when the last one came. Insertion order is least
+   * recently answered first.
    */
-  const known = new Map<string, { limit: number; answerMs: number }>();
+  const known = new Map<string, { limit: number; answerMs: number; answeredAt: number }>();
   const waiting = new Map<string, Waiter[]>(); // insertion order is the round-robin order
 
   const busy = (origin: string) => perOrigin.get(origin) ?? 0;
@@ -59,16 +75,41 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
     perOrigin.set(origin, busy(origin) + 1);
   };
 
-  function adapt(origin: string, verdict: SlotVerdict, durationMs: number) {
-    const strained = verdict === "strained" || (options.slowMs !== undefined && durationMs > options.slowMs);
+  /** Called before the slot is given back: `busy` still counts the attempt that answered. */
+  function adapt(origin: string, verdict: SlotVerdict, answeredInMs: number) {
+    const strained = verdict === "strained" || (options.slowMs !== undefined && answeredInMs > options.slowMs);
     const before = known.get(origin);
     const limit = before?.limit ?? floor;
+    const using = busy(origin) * 2 >= limit;
     known.delete(origin);
     known.set(origin, {
-      limit: strained ? Math.max(floor, Math.floor(limit / 2)) : Math.min(ceiling, limit + 1),
-      answerMs: before ? before.answerMs * 0.8 + durationMs * 0.2 : durationMs,
+      limit: strained ? Math.max(floor, Math.floor(limit / 2)) : using ? Math.min(ceiling, limit + 1) : limit,
+      answerMs: before ? before.answerMs * 0.8 + answeredInMs * 0.2 : answeredInMs,
+      answeredAt: now(),
     });
     if (known.size > REMEMBERED_ORIGINS) known.delete(known.keys().next().value!);
+    if (strained) shed(origin);
+  }
+
+  /** The time one answer of this origin takes: its usual time, or its silence if that is longer. */
+  function perAnswerMs(origin: string, stats: { answerMs: number; answeredAt: number }): number {
+    return busy(origin) > 0 ? Math.max(stats.answerMs, now() - stats.answeredAt) : stats.answerMs;
+  }
+
+  /** Turns away the origin's waiters that its limit would not reach within `shedAfterMs`. */
+  function shed(origin: string) {
+    const queue = waiting.get(origin);
+    const stats = known.get(origin);
+    if (!queue || !stats || options.shedAfterMs === undefined) return;
+    const excess = Math.max(0, busy(origin) - stats.limit);
+    const keep = Math.max(0, Math.floor((options.shedAfterMs * stats.limit) / perAnswerMs(origin, stats)) - excess);
+    refuse(origin, queue.splice(keep));
+  }
+
+  function refuse(origin: string, refused: Waiter[]) {
+    waitingTotal -= refused.length;
+    if (waiting.get(origin)?.length === 0) waiting.delete(origin);
+    for (const waiter of refused) waiter.refuse(new SlotRefused(`no delivery slot for ${origin} soon enough`));
   }
 
   function release(origin: string) {
@@ -89,17 +130,17 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
       waiting.delete(origin);
       if (queue.length) waiting.set(origin, queue);
       take(origin);
-      next();
+      next.grant();
     }
   }
 
   function slot(origin: string): Slot {
     const takenAt = now();
     let done = false;
-    return (verdict) => {
+    return (verdict, answeredInMs) => {
       if (done) return;
       done = true;
-      if (verdict) adapt(origin, verdict, now() - takenAt);
+      if (verdict) adapt(origin, verdict, answeredInMs ?? now() - takenAt);
       release(origin);
     };
   }
@@ -114,16 +155,21 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
     /** A slot now, or undefined when none is free for this origin (the caller queues the work). */
     tryAcquire,
 
-    /** Waits for a slot for this origin, in turn with the other origins' waiters. */
+    /** Waits for a slot for this origin, in turn with the other origins' waiters; rejects with `SlotRefused` if turned away. */
     acquire(origin: string): Promise<Slot> {
       const free = tryAcquire(origin);
       if (free) return Promise.resolve(free);
-      return new Promise((resolve) => {
+      return new Promise((resolve, reject) => {
         const queue = waiting.get(origin) ?? [];
-        queue.push(() => resolve(slot(origin)));
+        queue.push({ grant: () => resolve(slot(origin)), refuse: reject });
         waiting.set(origin, queue);
         waitingTotal++;
       });
+    },
+
+    /** Turns away every waiting attempt (shutdown: they go back to the queue for another process). */
+    refuseAll(): void {
+      for (const [origin, queue] of [...waiting]) refuse(origin, queue.splice(0));
     },
 
     /** How many attempts to this origin wait for a slot in this process. */
@@ -136,15 +182,18 @@ export function createDeliverySlots(options: DeliverySlotsOptions) {
     limitOf,
 
     /**
-     * How long an attempt to this origin that starts waiting now would wait for its slot, from how
-     * long the origin's answers take lately and its limit; undefined before its first answer.
+     * How long an attempt to this origin that starts waiting now would wait for its slot: the
+     * attempts ahead of it (those waiting, and those in flight beyond a limit that shrank) times
+     * the origin's answer time, shared by its slots. An origin whose attempts in flight have been
+     * silent for longer than its usual answer time (it started to hang) is judged by that silence.
+     * Undefined before its first answer.
      */
     expectedWaitMs(origin: string): number | undefined {
       const stats = known.get(origin);
       if (!stats) return undefined;
-      const queued = waiting.get(origin)?.length ?? 0;
-      if (queued === 0 && busy(origin) < stats.limit && inFlight < options.total) return 0;
-      return ((queued + 1) * stats.answerMs) / stats.limit;
+      const ahead = Math.max(0, busy(origin) - stats.limit) + (waiting.get(origin)?.length ?? 0);
+      if (ahead === 0 && busy(origin) < stats.limit && inFlight < options.total) return 0;
+      return ((ahead + 1) * perAnswerMs(origin, stats)) / stats.limit;
     },
 
     stats: () => ({ inFlight, origins: perOrigin.size, waiting: waitingTotal }),

@@ -75,6 +75,9 @@ export async function startWorkers(deps: WorkerDeps) {
     /** Stops taking jobs, lets active ones finish for up to the shutdown timeout, then aborts them. */
     async close(): Promise<void> {
       stopListening();
+      // Attempts waiting for a delivery slot go back to the queue now, so the active jobs left are
+      // the ones making an attempt; they finish within the timeout.
+      deps.delivery.refuseWaiting();
       await sweeper.stop();
       let timer: NodeJS.Timeout | undefined;
       const graceful = Promise.all([worker.close(), callbackWorker.close()]).then(() => "closed" as const);
