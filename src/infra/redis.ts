@@ -68,8 +68,10 @@ export function createRedis(target: RedisTarget, kind: RedisKind): RedisConnecti
       // After a failover the old primary (if it comes back) is a replica: a write that reaches it
       // answers READONLY. Reconnecting asks the sentinels for the new primary and resends.
       reconnectOnError: (error) => (error.message.startsWith("READONLY") ? 2 : false),
-      // Ask the sentinels again on every reconnect rather than trusting the last primary seen.
-      failoverDetector: true,
+      // Every reconnect asks the sentinels for the primary. ioredis's `failoverDetector` is left off
+      // (its default): its +switch-master handler ends the connection attempt in progress, and an
+      // attempt ended while it asks the sentinels leaves the client closed for good (status "end",
+      // every command failing), which the Sentinel fault scenario hit after some failovers.
     });
   } else {
     const tls = tlsOptions(target.tls, target.tlsCa);
