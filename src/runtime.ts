@@ -177,7 +177,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   });
   const signingSecrets = createSigningSecretCache({ load: admin.signingSecrets, ttlMs: config.signingSecretCacheTtlMs, clock });
   const stopRotationListener = events.onSecretsRotated((clientId) => signingSecrets.invalidate(clientId));
-  const leases = createAttemptLeases({ redis, prefix: config.queuePrefix, lockMs: config.jobLockDuration });
+  const leases = createAttemptLeases({ redis, prefix: config.queuePrefix, lockMs: config.jobLockDuration, graceMs: config.sweeperGrace });
   // An attempt that would wait longer than this for its receiver's slot goes back to the queue
   // for as long instead (a job), so a slow receiver cannot fill a worker with its attempts.
   const originBackoffMs = Math.min(1_000, config.callbackTimeoutMs);

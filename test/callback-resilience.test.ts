@@ -107,10 +107,12 @@ describe("the sweeper and callbacks", () => {
 });
 
 describe("a first attempt in flight in process", () => {
-  it("holds a lease: the sweeper leaves it alone, however long the receiver takes (no duplicate)", async () => {
+  // With a grace, the lease is taken only half-way through it: the sweeper must still leave the
+  // series alone, from the moment it may first look at it.
+  it.each(["0ms", "300ms"])("holds a lease: the sweeper leaves it alone, however long the receiver takes (no duplicate; SWEEPER_GRACE %s)", async (grace) => {
     const receiver = await startReceiver();
     const rt = await startTestRuntime({
-      env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "100ms", SWEEPER_GRACE: "0ms", JOB_LOCK_DURATION: "400ms", CALLBACK_TIMEOUT: "5s" },
+      env: { OUTBOUND_ALLOW: "127.0.0.1/32", SWEEPER_INTERVAL: "100ms", SWEEPER_GRACE: grace, JOB_LOCK_DURATION: "400ms", CALLBACK_TIMEOUT: "5s" },
     });
     try {
       // Longer than the lock, than the grace and than several sweeps: only the renewed lease protects it.
