@@ -117,7 +117,12 @@ export function createOutboundClient(options: {
       const refusal = policy.refusal(url.hostname);
       if (refusal) throw new OutboundError("blocked_address", `${url.hostname} is ${refusal}, which outbound calls may not reach`);
     }
-    const signal = AbortSignal.timeout(req.timeoutMs);
+    // One deadline for connecting, the headers and the body. A timer cleared when the call ends:
+    // AbortSignal.timeout() costs ~25 times as much to create and keeps its timer and signal
+    // alive for the whole timeout after the answer (one per callback, thousands a second).
+    const deadline = new AbortController();
+    const signal = deadline.signal;
+    const timer = setTimeout(() => deadline.abort(new DOMException("The operation timed out", "TimeoutError")), req.timeoutMs);
     try {
       const response = await request(url, {
         dispatcher: agent,
@@ -148,6 +153,8 @@ export function createOutboundClient(options: {
       return { statusCode: response.statusCode, headers: response.headers, body: Buffer.concat(chunks), truncated };
     } catch (error) {
       throw classify(error, signal);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
