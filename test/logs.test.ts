@@ -1,21 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../src/logger.js";
-import { startReceiver, type Receiver } from "./helpers/receiver.js";
-import { CapturedLogs, jsonBody, startTestRuntime, TEST_ADMIN_TOKEN, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
+import type { Receiver } from "./helpers/receiver.js";
+import { CapturedLogs, jsonBody, startRuntimeWithReceiver, TEST_ADMIN_TOKEN, waitForCallback, type TestRuntime } from "./helpers/runtime.js";
 
 type Line = Record<string, unknown> & { msg: string; level: number };
 
 describe("one log line per HTTP request, action run and delivery attempt", { timeout: 60_000 }, () => {
   let rt: TestRuntime;
   let receiver: Receiver;
-  beforeAll(async () => {
-    receiver = await startReceiver();
-    rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "50ms", CALLBACK_TIMEOUT: "2s" } });
-  });
-  afterAll(async () => {
-    await rt.stop();
-    await receiver.close();
-  });
+  let stop: () => Promise<void>;
+  beforeAll(async () => ({ rt, receiver, stop } = await startRuntimeWithReceiver()));
+  afterAll(() => stop());
   const lines = () => rt.logs.lines.map((line) => JSON.parse(line) as Line);
 
   it("carries the request id, route template, status, duration, tenant and async request; every secret stays out", async () => {

@@ -7,7 +7,7 @@ import { attemptOutcomeClass } from "../src/worker/deliver-callback.js";
 import { spawnRicochet } from "./helpers/process.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { freePort, REDIS_URL, uniquePrefix, deleteKeys } from "./helpers/redis.js";
-import { jsonBody, startTestRuntime, submit, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
+import { jsonBody, startRuntimeWithReceiver, startTestRuntime, submit, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 /** A scrape, read as Prometheus' text format: one sample by name and exact label set. */
 class Scrape {
@@ -44,14 +44,9 @@ const promtoolCheckMetrics = (text: string) => execFileSync("promtool", ["check"
 describe("metrics after known traffic", { timeout: 60_000 }, () => {
   let rt: TestRuntime;
   let receiver: Receiver;
-  beforeAll(async () => {
-    receiver = await startReceiver();
-    rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "50ms", CALLBACK_TIMEOUT: "2s" } });
-  });
-  afterAll(async () => {
-    await rt.stop();
-    await receiver.close();
-  });
+  let stop: () => Promise<void>;
+  beforeAll(async () => ({ rt, receiver, stop } = await startRuntimeWithReceiver()));
+  afterAll(() => stop());
 
   it("counts requests by action and final status: 3 COMPLETED, 1 FAILED, 1 CANCELLED, and times every run", async () => {
     const before = await scrape(rt);

@@ -5,14 +5,10 @@
  */
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
-import { createLogger } from "../src/logger.js";
-import { createRuntime } from "../src/runtime.js";
-import { createTestDatabase } from "./helpers/db.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { uniquePrefix } from "./helpers/redis.js";
 import { startPrivateCluster, startPrivateSentinel, startPrivateTlsRedis, type PrivateCluster } from "./helpers/redis-topologies.js";
-import { startTestRuntime, submit, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
+import { startTestRuntime, startupError, submit, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 type SseEvent = { event: string; data: { asyncRequest?: { status: string } } };
 
@@ -141,21 +137,6 @@ async function loopOn(redisEnv: Record<string, string>, hookPath: string): Promi
   } finally {
     await rt?.stop();
     await receiver.close();
-  }
-}
-
-/** The error a runtime with these Redis settings fails to start with. */
-async function startupError(redisEnv: Record<string, string>): Promise<string> {
-  const db = await createTestDatabase();
-  try {
-    const config = loadConfig({ ...redisEnv, QUEUE_PREFIX: uniquePrefix(), SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url! });
-    const runtime = await createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: false }, database: db });
-    await runtime.close();
-    return "started";
-  } catch (error) {
-    return (error as Error).message;
-  } finally {
-    await db.drop();
   }
 }
 

@@ -11,16 +11,14 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config.js";
 import { createRicochet, defineAction, z } from "../src/index.js";
-import { createLogger } from "../src/logger.js";
 import { createRuntime } from "../src/runtime.js";
 import { createTestDatabase } from "./helpers/db.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
 import { loadActionModules } from "../src/core/actions/load.js";
 import { bootstrapClient, spawnRicochet } from "./helpers/process.js";
 import { deleteKeys, freePort, REDIS_URL, uniquePrefix } from "./helpers/redis.js";
-import { jsonBody, startTestRuntime, submit, TEST_ADMIN_TOKEN, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
+import { jsonBody, startTestRuntime, startupError as startupErrorOf, submit, TEST_ADMIN_TOKEN, TEST_SECRETS_KEY, waitForCallback, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/actions/${name}.ts`, import.meta.url));
 
@@ -130,21 +128,8 @@ describe("user actions loaded from ACTIONS", { timeout: 60_000 }, () => {
 });
 
 describe("start-up checks of the action catalog", { timeout: 60_000 }, () => {
-  async function startupError(env: Record<string, string>, actions?: Parameters<typeof createRuntime>[1]["actions"]): Promise<string> {
-    const db = await createTestDatabase();
-    const prefix = uniquePrefix();
-    try {
-      const config = loadConfig({ REDIS_URL, QUEUE_PREFIX: prefix, SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url!, ...env });
-      const runtime = await createRuntime(config, { logger: createLogger("silent"), roles: { api: true, worker: true }, database: db, ...(actions ? { actions } : {}) });
-      await runtime.close();
-      return "started";
-    } catch (error) {
-      return (error as Error).message;
-    } finally {
-      await db.drop();
-      await deleteKeys(prefix);
-    }
-  }
+  const startupError = (env: Record<string, string>, actions?: Parameters<typeof createRuntime>[1]["actions"]) =>
+    startupErrorOf({ REDIS_URL, ...env }, { roles: { api: true, worker: true }, ...(actions ? { actions } : {}) });
 
   it("refuses, naming the module and the reason: a duplicate name, a bad schema, a module that throws, one with no action, one not found", async () => {
     expect(await startupError({ ACTIONS: fixture("duplicate") })).toMatch(/action "echo" is defined twice: in built-in and in file:.*duplicate\.ts/);

@@ -2,9 +2,10 @@ import { randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { loadConfig, type Config } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
-import { createRuntime, type Roles, type Runtime } from "../../src/runtime.js";
+import { createRuntime, type Roles, type Runtime, type RuntimeOptions } from "../../src/runtime.js";
 import type { Clock } from "../../src/shared/clock.js";
 import { createTestDatabase, type DbKind, type TestDatabase } from "./db.js";
+import { startReceiver, type Receiver } from "./receiver.js";
 import { deleteKeys, REDIS_URL, uniquePrefix } from "./redis.js";
 
 /** Log lines written by a test runtime, kept so tests can assert on them. */
@@ -207,4 +208,46 @@ export async function waitForCallback(
   } finally {
     delivery.events.off("attempt", onAttempt);
   }
+}
+
+/**
+ * The message a runtime with these settings fails to start with, or "started" (it is then
+ * closed again). Each call has its own database and queue prefix, both removed afterwards.
+ */
+export async function startupError(
+  env: Record<string, string>,
+  options: { roles?: Roles; actions?: RuntimeOptions["actions"] } = {},
+): Promise<string> {
+  const db = await createTestDatabase();
+  const prefix = uniquePrefix();
+  try {
+    const config = loadConfig({ QUEUE_PREFIX: prefix, SECRETS_KEY: TEST_SECRETS_KEY, DATABASE_URL: db.url!, ...env });
+    const runtime = await createRuntime(config, {
+      logger: createLogger("silent"),
+      roles: options.roles ?? { api: true, worker: false },
+      database: db,
+      ...(options.actions ? { actions: options.actions } : {}),
+    });
+    await runtime.close();
+    return "started";
+  } catch (error) {
+    return (error as Error).message;
+  } finally {
+    await db.drop();
+    await deleteKeys(prefix);
+  }
+}
+
+/** A runtime whose callbacks may reach a local receiver, retried 50 ms apart with a 2 s timeout. */
+export async function startRuntimeWithReceiver(): Promise<{ rt: TestRuntime; receiver: Receiver; stop(): Promise<void> }> {
+  const receiver = await startReceiver();
+  const rt = await startTestRuntime({ env: { OUTBOUND_ALLOW: "127.0.0.1/32", CALLBACK_RETRY_DELAYS: "50ms", CALLBACK_TIMEOUT: "2s" } });
+  return {
+    rt,
+    receiver,
+    stop: async () => {
+      await rt.stop();
+      await receiver.close();
+    },
+  };
 }
