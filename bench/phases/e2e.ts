@@ -91,25 +91,25 @@ export async function endToEndBaselines(receiver: Receiver) {
  * `asyncRequest.dateFinished` from its own clock (same machine). A short unmeasured run first
  * warms the processes up.
  */
-export async function finishToCallback(receiver: Receiver) {
+export async function finishToCallback(receiver: Receiver, rate = config.latencyRate) {
   const stack = await startRicochet("latency", { topology: config.e2eMode });
   try {
     const target = { url: stack.submitUrl, headers: stack.authHeaders, body: submitBody(receiver.hookUrl) };
     const pids = stack.cpuGroups();
     await receiver.mode("ok");
     await receiver.reset();
-    const warm = await openLoop(target, config.latencyRate, 2);
+    const warm = await openLoop(target, rate, 2);
     await waitFor(receiver.stats, (s) => s.okDistinct >= warm.ok, config.maxWait * 1000, 200);
 
     await receiver.mode("ok", { track: true });
     await receiver.reset();
-    const submit = await openLoop(target, config.latencyRate, config.latencySeconds, pids);
+    const submit = await openLoop(target, rate, config.latencySeconds, pids);
     const { value: stats, met } = await waitFor(receiver.stats, (s) => s.okDistinct >= submit.ok, config.maxWait * 1000, 200);
     const { latencies } = await receiver.dump();
     await receiver.mode("ok", { track: false });
     const latency = summarize(latencies);
-    log(`finish → callback at ${config.latencyRate}/s offered (${submit.achievedPerSecond}/s accepted): p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms over ${latency.n} callbacks${met ? "" : ` (INCOMPLETE: ${stats.okDistinct} of ${submit.ok})`}`);
-    return { offeredPerSecond: config.latencyRate, seconds: config.latencySeconds, submit, delivered: stats.okDistinct, complete: met, finishToCallbackMs: latency };
+    log(`finish → callback at ${rate}/s offered (${submit.achievedPerSecond}/s accepted): p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms over ${latency.n} callbacks${met ? "" : ` (INCOMPLETE: ${stats.okDistinct} of ${submit.ok})`}`);
+    return { offeredPerSecond: rate, seconds: config.latencySeconds, submit, delivered: stats.okDistinct, complete: met, finishToCallbackMs: latency };
   } finally {
     await stack.stop();
   }
