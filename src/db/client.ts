@@ -57,19 +57,13 @@ function openPostgres(url: string, max: number, onConnectionError: (error: Error
     connectionString: url,
     max,
     connectionTimeoutMillis: 5_000,
-    // Price sequential scans, hash and merge joins out on these connections. Every statement
-    // here reaches rows by key (a request by id, a tenant, an idempotency key) or by an index
-    // range, so its best plan is index scans in nested loops at any table size, and the planner
-    // still uses the others where nothing else can answer. That is what makes the generic plan a
-    // connection caches for a prepared hot statement (after its first five runs) safe to keep:
-    // left to the cost model it is made while a new table is small, a sequential scan and a hash
-    // join, and kept while the table grows under it. Re-planning every run instead
-    // (force_custom_plan, used before) cost 0.3–0.9 ms of PostgreSQL CPU per statement, a third
-    // of its CPU at 100 requests/s. Unprepared statements are still planned for their values
-    // (partial indexes stay usable). Set before the connection is first handed out;
-    // test/db-requests.test.ts reads the cached plans back.
+    // Plan each hot statement for the table as it is now. A connection's cached generic plan is
+    // chosen after a statement's first five runs: on a new (small) table that is a sequential
+    // scan and a hash join, kept until the next ANALYZE while the table grows under it. The
+    // statement's text is still parsed once per connection (it is a named statement). Set before
+    // the connection is first handed out.
     // pg-pool waits for the promise this returns (its typing says void).
-    onConnect: (client) => client.query("SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off") as unknown as void,
+    onConnect: (client) => client.query("SET plan_cache_mode = force_custom_plan") as unknown as void,
   });
   // A client that loses its connection emits 'error'. The pool listens only while a client is
   // idle; one checked out (a transaction, a migration) would throw it on the event loop and end
