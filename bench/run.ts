@@ -51,8 +51,9 @@ async function main() {
   }
   if (on("latency")) {
     results.latency = await finishToCallback(receiver);
-    // The target's rate is fixed; a machine whose end-to-end capacity is near it measures its
-    // queueing, not the path. Half the capacity measured in this run shows the path unloaded.
+    // The target's rate is fixed; on a machine whose end-to-end capacity is near it, that row
+    // measures queueing. Half the rate this run measured shows the path with room to spare (on a
+    // 2-core machine still not idle: smaller batches cost more per request).
     const half = results.endToEnd ? Math.floor(results.endToEnd.ricochet.deliveriesPerSecond / 2 / 50) * 50 : 0;
     if (half >= 50 && half < config.latencyRate) results.latencyAtHalf = await finishToCallback(receiver, half);
   }
