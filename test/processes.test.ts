@@ -2,11 +2,11 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
-import { redisAnswers } from "../src/infra/managed-redis.js";
+import { redisAnswers, redisServerPid, startManagedRedis } from "../src/infra/managed-redis.js";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { asyncRequests } from "../src/db/schema.js";
 import { runCli, spawnRicochet, type RicochetProcess } from "./helpers/process.js";
-import { freePort } from "./helpers/redis.js";
+import { freePort, startPrivateRedis } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type AsyncRequestJson, type TestRuntime } from "./helpers/runtime.js";
 
 describe("API and worker in separate processes", { timeout: 90_000 }, () => {
@@ -99,6 +99,29 @@ describe("zero-config start", { timeout: 120_000 }, () => {
       expect(existsSync(join(dataDir, "ricochet.lock"))).toBe(false);
     } finally {
       await first.kill("SIGKILL");
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("a private redis-server must be its own: another Redis that took the address first is an error, not a silent takeover", async () => {
+    // The race this closes: REDIS_URL's port is free when checked, another redis-server binds it
+    // before ours does; ours exits (address in use) and the other one answers PING.
+    const other = await startPrivateRedis();
+    const dataDir = mkdtempSync(join(tmpdir(), "ricochet-taken-"));
+    try {
+      const otherPid = await redisServerPid(other.url);
+      expect(otherPid).toBeGreaterThan(0);
+      await expect(startManagedRedis(other.url, dataDir)).rejects.toThrow(`another Redis (pid ${otherPid}) took the address first`);
+      expect(await redisServerPid(other.url)).toBe(otherPid);
+
+      // On a free port it starts, answers as itself, and stops.
+      const url = `redis://127.0.0.1:${await freePort()}`;
+      const managed = await startManagedRedis(url, dataDir);
+      expect(await redisServerPid(url)).not.toBe(otherPid);
+      await managed.stop();
+      expect(await redisAnswers(url, 500)).toBe(false);
+    } finally {
+      await other.stop();
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

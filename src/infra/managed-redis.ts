@@ -5,15 +5,24 @@ import { Redis } from "ioredis";
 
 /** True when something answers PING at `url` within `timeoutMs`. */
 export async function redisAnswers(url: string, timeoutMs = 1_500, tlsCa?: string): Promise<boolean> {
+  return (await redisServerPid(url, timeoutMs, tlsCa)) !== undefined;
+}
+
+/**
+ * The process id of the redis-server answering at `url` (from INFO server), or undefined when
+ * none answers within `timeoutMs`; 0 when it answers but will not say (INFO renamed or denied).
+ */
+export async function redisServerPid(url: string, timeoutMs = 1_500, tlsCa?: string): Promise<number | undefined> {
   const tls = url.startsWith("rediss://") ? { tls: tlsCa ? { ca: tlsCa } : {} } : {};
   const redis = new Redis(url, { ...tls, lazyConnect: true, retryStrategy: () => null, connectTimeout: timeoutMs, maxRetriesPerRequest: 0 });
   redis.on("error", () => {});
   try {
     await redis.connect();
     await redis.ping();
-    return true;
+    const info = await redis.info("server").catch(() => "");
+    return Number(/^process_id:(\d+)/m.exec(info)?.[1] ?? 0);
   } catch {
-    return false;
+    return undefined;
   } finally {
     redis.disconnect();
   }
@@ -44,8 +53,12 @@ export async function startManagedRedis(url: string, dataDir: string): Promise<{
   // private Redis ends with it. Only SIGKILL cannot be caught; the next start takes over its port.
   const stopOnExit = () => child.kill("SIGTERM");
   process.once("exit", stopOnExit);
+  // Answering is not enough: between the caller's check and the spawn, another redis-server may
+  // have taken the port (ours then exits on EADDRINUSE). Only our own child's answer will do.
+  let other: number | undefined;
   for (let waited = 0; waited < 10_000; waited += 100) {
-    if (await redisAnswers(url, 500)) {
+    const pid = await redisServerPid(url, 500);
+    if (pid !== undefined && pid === child.pid) {
       return {
         async stop() {
           process.off("exit", stopOnExit);
@@ -54,10 +67,15 @@ export async function startManagedRedis(url: string, dataDir: string): Promise<{
         },
       };
     }
+    if (pid !== undefined) other = pid;
     if (child.exitCode !== null) break;
     await new Promise((done) => setTimeout(done, 100));
   }
   process.off("exit", stopOnExit);
   child.kill("SIGKILL");
-  throw new Error(`redis-server did not start on ${url}`);
+  throw new Error(
+    other === undefined
+      ? `redis-server did not start on ${url}`
+      : `redis-server did not start on ${url}: another Redis (pid ${other || "unknown"}) took the address first`,
+  );
 }

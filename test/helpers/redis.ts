@@ -52,7 +52,10 @@ export async function startPrivateRedis(options: { hz?: number } = {}): Promise<
     probe.on("error", () => {});
     await probe.connect().catch(() => {});
     await probe.ping();
+    // Another test's server may have taken the port between freePort and the spawn: fail here, by name.
+    const pid = /^process_id:(\d+)/m.exec(await probe.info("server"))?.[1];
     probe.disconnect();
+    if (Number(pid) !== child.pid) throw new Error(`port ${port} is held by another redis-server (pid ${pid}), not ours (pid ${child.pid})`);
   };
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
