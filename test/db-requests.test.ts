@@ -1,7 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
+import { openDatabase } from "../src/db/client.js";
 import { lifecycleStatements } from "../src/db/lifecycle.js";
+import { retentionStatements } from "../src/db/retention.js";
 import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
 import { tenants } from "../src/db/schema.js";
 import { createTestDatabase, DB_KINDS, type TestDatabase } from "./helpers/db.js";
@@ -148,14 +150,74 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
 });
 
 describe("PostgreSQL connections", () => {
-  it("plan every hot statement for the table as it is (no generic plan kept from when it was small)", async () => {
-    const db = await createTestDatabase("postgres");
+  // The hot statements are prepared once per connection (named statements), so PostgreSQL keeps
+  // one generic plan for each instead of planning every run. That plan is made once, perhaps on
+  // empty tables, and kept while they grow: it must reach the big tables only through index
+  // conditions (a probe per key of the batch), never a sequential scan or a whole-index scan.
+  const BIG_TABLES = new Set(["async_requests", "callback_attempts", "idempotency_keys", "tenants"]);
+  type PlanNode = { "Node Type": string; "Relation Name"?: string; "Index Name"?: string; "Index Cond"?: string; Plans?: PlanNode[] };
+  const scansWithoutKeys = (node: PlanNode, out: string[] = []): string[] => {
+    const type = node["Node Type"];
+    if (type === "Seq Scan" && BIG_TABLES.has(node["Relation Name"] ?? "")) out.push(`Seq Scan on ${node["Relation Name"]}`);
+    if (["Index Scan", "Index Only Scan", "Bitmap Index Scan"].includes(type) && !node["Index Cond"]) out.push(`${type} on ${node["Index Name"]} without an index condition`);
+    for (const child of node.Plans ?? []) scansWithoutKeys(child, out);
+    return out;
+  };
+
+  it("run each hot statement with one cached plan that reaches the big tables by key, also when made on empty tables", async () => {
+    const t = await createTestDatabase("postgres");
+    // One pooled connection: every statement below is prepared on it, and its plans can be read back.
+    const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
     try {
-      // Several at once, so more than one pooled connection answers.
-      const modes = await Promise.all(Array.from({ length: 4 }, () => db.sql.query<{ plan_cache_mode: string }>("show plan_cache_mode")));
-      expect(modes.map(([row]) => row!.plan_cache_mode)).toEqual(Array(4).fill("force_custom_plan"));
+      const statements = lifecycleStatements(db.sql);
+      const retention = retentionStatements(db.sql);
+      const key = { clientId: "tester", key: "k1" };
+      const hook = "http://127.0.0.1:1/hook";
+      // Each statement runs more than five times, after which PostgreSQL decides between re-planning and its generic plan.
+      for (let run = 0; run < 7; run++) {
+        const now = new Date();
+        const id = randomUUID();
+        await statements.transaction(async (tx) => {
+          await statements.claimKeys(tx, [{ ...key, requestDigest: "d", asyncRequestId: id, responseStatus: 202, responseBody: {}, createdAt: now }], now);
+          await statements.findKeys(tx, [key]);
+          await statements.insertWithinLimits(tx, [{ id, tenantId: "default", createdBy: "tester", action: "echo", input: {}, metadata: null, callbackUrl: hook, createdAt: now }], 10);
+        });
+        expect((await statements.claimMany([id], 10, now)).get(id)?.kind).toBe("claimed");
+        await statements.setProgress(id, 50, now);
+        expect((await statements.finishMany([{ id, to: "COMPLETED", at: now, fields: { result: {} } }])).get(id)?.callbackStatus).toBe("PENDING");
+        expect((await statements.getById(id))?.status).toBe("COMPLETED");
+        expect((await statements.getManyById([id])).get(id)?.status).toBe("COMPLETED");
+        const attempt = { id: randomUUID(), requestId: id, series: 1, attempt: 1, webhookId: "msg", url: hook, startedAt: now, durationMs: 1 };
+        const recorded = await statements.recordAttempts([
+          { ...attempt, statusCode: 200, errorClass: null, errorMessage: null, responseBody: "", delivered: true, callbackStatus: "DELIVERED", nextAttemptAt: null },
+        ]);
+        expect(recorded.has(id)).toBe(true);
+        await statements.discard([randomUUID()], []);
+        await statements.transaction((tx) => statements.releaseKeys(tx, [key]));
+        expect(await retention.purgeRequests(new Date(now.getTime() + 1), 10)).toBe(1);
+        await retention.purgeIdempotencyKeys(new Date(0));
+      }
+
+      const prepared = await db.sql.query<{ name: string; statement: string; parameters: number; generic_plans: number; custom_plans: number }>(
+        "SELECT name, statement, cardinality(parameter_types) AS parameters, generic_plans::int, custom_plans::int FROM pg_prepared_statements ORDER BY name",
+      );
+      expect(prepared.length).toBeGreaterThanOrEqual(13);
+      for (const statement of prepared) {
+        // Planned at most for its first five runs, then the cached plan, every run.
+        expect(statement.custom_plans, statement.statement).toBeLessThanOrEqual(5);
+        expect(statement.generic_plans, statement.statement).toBeGreaterThanOrEqual(2);
+      }
+      // The cached plan itself: made on these (nearly empty) tables.
+      await db.sql.query("SET plan_cache_mode = force_generic_plan");
+      for (const statement of prepared) {
+        const nulls = Array(statement.parameters).fill("NULL").join(", ");
+        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode }] }>(`EXPLAIN (FORMAT JSON) EXECUTE ${statement.name}(${nulls})`);
+        const plan = row!["QUERY PLAN"][0].Plan;
+        expect(scansWithoutKeys(plan), statement.statement).toEqual([]);
+      }
     } finally {
-      await db.drop();
+      await db.close();
+      await t.drop();
     }
   });
 });

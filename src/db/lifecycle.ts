@@ -75,12 +75,13 @@ want AS (SELECT tenant_id, count(*)::int AS n FROM input GROUP BY tenant_id),
 locked AS (
   SELECT t.id, least(w.n, greatest(0, coalesce(t.max_queued, $2::int) - t.queued_count)) AS n
   FROM tenants t JOIN want w ON w.tenant_id = t.id
+  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM want))
   ORDER BY t.id
   FOR UPDATE OF t
 ),
 admitted AS (
   UPDATE tenants t SET queued_count = t.queued_count + l.n
-  FROM locked l WHERE t.id = l.id AND l.n > 0
+  FROM locked l WHERE t.id = l.id AND l.n > 0 AND t.id = ANY (ARRAY(SELECT id FROM locked))
   RETURNING t.id, l.n
 )
 INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, metadata, callback_url, created_at, updated_at)
@@ -101,27 +102,33 @@ ON CONFLICT (client_id, key) DO UPDATE SET
 RETURNING client_id, key`;
 
 const FIND_KEYS = `
+WITH x AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text))
 SELECT k.client_id, k.key, k.request_digest, k.response_status, k.response_body
-FROM idempotency_keys k JOIN jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text)
-  ON k.client_id = x.client_id AND k.key = x.key`;
+FROM idempotency_keys k JOIN x ON k.client_id = x.client_id AND k.key = x.key
+WHERE k.client_id = ANY (ARRAY(SELECT client_id FROM x)) AND k.key = ANY (ARRAY(SELECT key FROM x))`;
 
 const RELEASE_KEYS = `
-DELETE FROM idempotency_keys k USING jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text)
-WHERE k.client_id = x.client_id AND k.key = x.key`;
+WITH x AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text))
+DELETE FROM idempotency_keys k USING x
+WHERE k.client_id = x.client_id AND k.key = x.key
+  AND k.client_id = ANY (ARRAY(SELECT client_id FROM x)) AND k.key = ANY (ARRAY(SELECT key FROM x))`;
 
 /** Takes back requests that were written but could not be enqueued (only those still QUEUED), with their keys. */
 const DISCARD = `
 WITH gone AS (
-  DELETE FROM async_requests WHERE id IN (SELECT value::uuid FROM jsonb_array_elements_text($1::text::jsonb)) AND status = 'QUEUED'
+  DELETE FROM async_requests WHERE id = ANY (ARRAY(SELECT value::uuid FROM jsonb_array_elements_text($1::text::jsonb))) AND status = 'QUEUED'
   RETURNING id, tenant_id
 ),
+x AS (SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS x(client_id text, key text, async_request_id uuid)),
 keys AS (
-  DELETE FROM idempotency_keys k USING jsonb_to_recordset($2::text::jsonb) AS x(client_id text, key text, async_request_id uuid)
+  DELETE FROM idempotency_keys k USING x
   WHERE k.client_id = x.client_id AND k.key = x.key AND x.async_request_id IN (SELECT id FROM gone)
+    AND k.client_id = ANY (ARRAY(SELECT client_id FROM x)) AND k.key = ANY (ARRAY(SELECT key FROM x))
 ),
+counts AS (SELECT tenant_id, count(*)::int AS n FROM gone GROUP BY tenant_id),
 counted AS (
   UPDATE tenants t SET queued_count = t.queued_count - g.n
-  FROM (SELECT tenant_id, count(*)::int AS n FROM gone GROUP BY tenant_id) g WHERE t.id = g.tenant_id
+  FROM counts g WHERE t.id = g.tenant_id AND t.id = ANY (ARRAY(SELECT tenant_id FROM counts))
 )
 SELECT id FROM gone`;
 
@@ -136,7 +143,7 @@ WITH input AS (
 ),
 req AS (
   SELECT r.id, r.tenant_id, r.status, i.ord FROM async_requests r JOIN input i ON i.id = r.id
-  WHERE r.status IN ('QUEUED', 'RUNNING')
+  WHERE r.id = ANY (ARRAY(SELECT id FROM input)) AND r.status IN ('QUEUED', 'RUNNING')
   ORDER BY r.id
   FOR UPDATE OF r
 ),
@@ -147,12 +154,13 @@ want AS (SELECT tenant_id, count(*)::int AS n FROM queued GROUP BY tenant_id),
 locked AS (
   SELECT t.id, least(w.n, greatest(0, coalesce(t.max_concurrent, $2::int) - t.running_count)) AS n
   FROM tenants t JOIN want w ON w.tenant_id = t.id
+  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM want))
   ORDER BY t.id
   FOR UPDATE OF t
 ),
 slots AS (
   UPDATE tenants t SET queued_count = t.queued_count - l.n, running_count = t.running_count + l.n
-  FROM locked l WHERE t.id = l.id AND l.n > 0
+  FROM locked l WHERE t.id = l.id AND l.n > 0 AND t.id = ANY (ARRAY(SELECT id FROM locked))
   RETURNING t.id, l.n
 ),
 go AS (
@@ -162,7 +170,7 @@ go AS (
 ),
 claimed AS (
   UPDATE async_requests r SET status = 'RUNNING', started_at = $3::timestamptz, runs = r.runs + 1, updated_at = $3::timestamptz
-  FROM go WHERE r.id = go.id
+  FROM go WHERE r.id = go.id AND r.id = ANY (ARRAY(SELECT id FROM go))
   RETURNING r.*
 )
 SELECT req.id AS req_id, claimed.* FROM req LEFT JOIN claimed ON claimed.id = req.id`;
@@ -178,7 +186,7 @@ WITH input AS (
 ),
 prev AS (
   SELECT r.id, r.tenant_id, r.status FROM async_requests r JOIN input i ON i.id = r.id
-  WHERE r.status = ANY (string_to_array(i.allowed, ','))
+  WHERE r.id = ANY (ARRAY(SELECT id FROM input)) AND r.status = ANY (string_to_array(i.allowed, ','))
   ORDER BY r.id
   FOR UPDATE OF r
 ),
@@ -191,18 +199,22 @@ done AS (
     callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END,
     callback_updated_at = i.at
   FROM prev p JOIN input i ON i.id = p.id
-  WHERE r.id = p.id
+  WHERE r.id = p.id AND r.id = ANY (ARRAY(SELECT id FROM prev))
   RETURNING r.*, p.status AS prior_status
 ),
 deltas AS (
   SELECT tenant_id, count(*) FILTER (WHERE prior_status = 'QUEUED')::int AS q, count(*) FILTER (WHERE prior_status = 'RUNNING')::int AS rn
   FROM done GROUP BY tenant_id
 ),
-locked AS (SELECT t.id FROM tenants t JOIN deltas d ON d.tenant_id = t.id ORDER BY t.id FOR UPDATE OF t),
+locked AS (
+  SELECT t.id FROM tenants t JOIN deltas d ON d.tenant_id = t.id
+  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM deltas))
+  ORDER BY t.id FOR UPDATE OF t
+),
 counted AS (
   UPDATE tenants t SET queued_count = t.queued_count - d.q, running_count = t.running_count - d.rn
   FROM deltas d JOIN locked l ON l.id = d.tenant_id
-  WHERE t.id = d.tenant_id
+  WHERE t.id = d.tenant_id AND t.id = ANY (ARRAY(SELECT id FROM locked))
 )
 SELECT * FROM done`;
 
@@ -220,7 +232,7 @@ moved AS (
     callback_last_status_code = a.status_code,
     callback_last_error = CASE WHEN a.delivered THEN NULL ELSE a.error_class || ': ' || a.error_message END,
     callback_last_attempt_at = a.started_at, callback_next_attempt_at = a.next_attempt_at, callback_updated_at = a.started_at
-  FROM a WHERE r.id = a.request_id AND r.callback_series = a.series
+  FROM a WHERE r.id = a.request_id AND r.callback_series = a.series AND r.id = ANY (ARRAY(SELECT request_id FROM a))
   RETURNING r.id
 ),
 recorded AS (
@@ -349,7 +361,7 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
     /** Many rows in one round trip (the callback worker reads its jobs' requests together). */
     async getManyById(ids: string[]): Promise<Map<string, AsyncRequestRow>> {
       // The ids as one JSON parameter, like every batch here (the same on pg and PGlite).
-      const rows = await sql.query<RawRow>("SELECT * FROM async_requests WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb)::uuid)", [JSON.stringify(ids)]);
+      const rows = await sql.query<RawRow>("SELECT * FROM async_requests WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)::uuid))", [JSON.stringify(ids)]);
       return new Map(rows.map((raw) => [raw.id, toRow(raw)] as const));
     },
 

@@ -20,8 +20,8 @@ export function retentionStatements(sql: Sql) {
            LIMIT $2
            FOR UPDATE SKIP LOCKED
          ),
-         attempts AS (DELETE FROM callback_attempts WHERE request_id IN (SELECT id FROM doomed))
-         , requests AS (DELETE FROM async_requests WHERE id IN (SELECT id FROM doomed) RETURNING 1)
+         attempts AS (DELETE FROM callback_attempts WHERE request_id = ANY (ARRAY(SELECT id FROM doomed)))
+         , requests AS (DELETE FROM async_requests WHERE id = ANY (ARRAY(SELECT id FROM doomed)) RETURNING 1)
          SELECT count(*)::int AS n FROM requests`,
         [before.toISOString(), limit],
       );

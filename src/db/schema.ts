@@ -89,7 +89,8 @@ export const idempotencyKeys = pgTable(
     responseBody: jsonb("response_body").notNull(),
     createdAt: ts("created_at").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.clientId, t.key] })],
+  // created_at: retention deletes the keys older than the window by range, not by a scan of all of them.
+  (t) => [primaryKey({ columns: [t.clientId, t.key] }), index("idempotency_keys_created_idx").on(t.createdAt)],
 );
 
 export const asyncRequests = pgTable(
