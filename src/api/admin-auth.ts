@@ -50,7 +50,7 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
  */
 export function adminAuth(): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const { adminToken } = c.var.services;
+    const { adminToken } = c.get("services");
     if (!adminToken) throw new AppError("not_found", "The admin API is disabled (set ADMIN_TOKEN)");
     const presented = presentedToken(c.req.header("authorization") ?? "");
     if (!safeEqual(presented.token, adminToken)) {

@@ -36,5 +36,5 @@ const listActions = createRoute({
 });
 
 export function registerActionRoutes(app: OpenAPIHono<AppEnv>) {
-  app.openapi(listActions, (c) => c.json({ actions: describeActions(c.var.services.catalog) }, 200));
+  app.openapi(listActions, (c) => c.json({ actions: describeActions(c.get("services").catalog) }, 200));
 }

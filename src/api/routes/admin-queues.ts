@@ -1,3 +1,4 @@
+import type { Context } from "hono";
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 
 import { QUEUE_NAMES } from "../../shared/queues.js";
@@ -58,7 +59,7 @@ const routes = {
 /** Queue control for operators; the admin guard in app.ts covers it. */
 export function registerAdminQueueRoutes(app: OpenAPIHono<AppEnv>) {
   app.openAPIRegistry.registerComponent("securitySchemes", "adminBasic", { type: "http", scheme: "basic", description: "Any user name, ADMIN_TOKEN as the password" });
-  const control = (c: { var: AppEnv["Variables"] }) => c.var.services.queueControl;
+  const control = (c: Context<AppEnv>) => c.get("services").queueControl;
   app.openapi(routes.list, async (c) => c.json({ queues: await control(c).list() }, 200));
   app.openapi(routes.pause, async (c) => c.json(await control(c).pause(c.req.valid("param").queue), 200));
   app.openapi(routes.resume, async (c) => c.json(await control(c).resume(c.req.valid("param").queue), 200));

@@ -1,3 +1,4 @@
+import type { Context } from "hono";
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import { SCOPES } from "../../auth/scopes.js";
 import type { AppEnv } from "../env.js";
@@ -115,7 +116,7 @@ const routes = {
 
 /** The operators' HTTP API: the same operations as the `ricochet` CLI. Guarded in app.ts. */
 export function registerAdminRoutes(app: OpenAPIHono<AppEnv>) {
-  const admin = (c: { var: AppEnv["Variables"] }) => c.var.services.admin;
+  const admin = (c: Context<AppEnv>) => c.get("services").admin;
   app.openapi(routes.createTenant, async (c) => c.json(await admin(c).createTenant(c.req.valid("json")), 201));
   app.openapi(routes.listTenants, async (c) => c.json({ tenants: await admin(c).listTenants() }, 200));
   app.openapi(routes.setLimits, async (c) => c.json(await admin(c).setLimits(c.req.valid("param").tenantId, c.req.valid("json")), 200));

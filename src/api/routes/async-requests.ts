@@ -152,18 +152,18 @@ export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>, catalog: Ac
   registerActionDocuments(app, catalog);
   app.openapi({ ...submit, hide: true }, async (c) => {
     const key = c.req.valid("header")["idempotency-key"];
-    const outcome = await c.var.services.asyncRequests.submit(c.var.caller, c.req.valid("json"), key);
+    const outcome = await c.get("services").asyncRequests.submit(c.get("caller"), c.req.valid("json"), key);
     c.header("Location", `/api/v1/async/${outcome.id}`);
     if (outcome.replayed) c.header("Idempotent-Replayed", "true");
     return c.json(outcome.body as z.infer<typeof single>, 202);
   });
 
   // Registered before /{id} so that "limits" is never taken for an id.
-  app.openapi(limits, async (c) => c.json(await c.var.services.asyncRequests.limits(c.var.caller), 200));
+  app.openapi(limits, async (c) => c.json(await c.get("services").asyncRequests.limits(c.get("caller")), 200));
 
   app.openapi(list, async (c) => {
     const query = c.req.valid("query");
-    const page = await c.var.services.asyncRequests.list(c.var.caller, {
+    const page = await c.get("services").asyncRequests.list(c.get("caller"), {
       ...query,
       from: query.from ? new Date(query.from) : undefined,
       to: query.to ? new Date(query.to) : undefined,
@@ -175,19 +175,19 @@ export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>, catalog: Ac
     const { id } = c.req.valid("param");
     const { wait } = c.req.valid("query");
     // Answers at the first change, the end of the wait, the client leaving, or a shutdown.
-    const signal = AbortSignal.any([c.req.raw.signal, c.var.services.shuttingDown]);
-    const row = await c.var.services.asyncRequests.waitForChange(c.var.caller, id, wait * 1000, signal);
+    const signal = AbortSignal.any([c.req.raw.signal, c.get("services").shuttingDown]);
+    const row = await c.get("services").asyncRequests.waitForChange(c.get("caller"), id, wait * 1000, signal);
     if (!isFinal(row.status)) c.header("Retry-After", POLL_AFTER_SECONDS);
     return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
   });
 
   app.openapi({ ...result, hide: true }, async (c) => {
-    const { resultKey, result } = await c.var.services.asyncRequests.result(c.var.caller, c.req.valid("param").id);
+    const { resultKey, result } = await c.get("services").asyncRequests.result(c.get("caller"), c.req.valid("param").id);
     return c.json({ [resultKey]: result }, 200);
   });
 
   app.openapi(cancel, async (c) => {
-    const row = await c.var.services.asyncRequests.cancel(c.var.caller, c.req.valid("param").id);
+    const row = await c.get("services").asyncRequests.cancel(c.get("caller"), c.req.valid("param").id);
     return c.json({ asyncRequest: toAsyncRequest(row) }, 200);
   });
 }

@@ -51,7 +51,7 @@ const redeliver = createRoute({
 
 export function registerCallbackRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(attempts, async (c) => {
-    const rows = await c.var.services.asyncRequests.callbackAttempts(c.var.caller, c.req.valid("param").id);
+    const rows = await c.get("services").asyncRequests.callbackAttempts(c.get("caller"), c.req.valid("param").id);
     return c.json(
       {
         attempts: rows.map((row) => ({
@@ -73,7 +73,7 @@ export function registerCallbackRoutes(app: OpenAPIHono<AppEnv>) {
   });
 
   app.openapi(redeliver, async (c) => {
-    const row = await c.var.services.asyncRequests.redeliver(c.var.caller, c.req.valid("param").id);
+    const row = await c.get("services").asyncRequests.redeliver(c.get("caller"), c.req.valid("param").id);
     return c.json({ asyncRequest: toAsyncRequest(row) }, 202);
   });
 }

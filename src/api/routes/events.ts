@@ -69,8 +69,8 @@ function parseLastEventId(header: string | undefined): number | undefined {
 export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStreamOptions = {}) {
   const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
   app.openapi(events, async (c) => {
-    const { asyncRequests, subscribeStatus, logger } = c.var.services;
-    const caller = c.var.caller;
+    const { asyncRequests, subscribeStatus, logger } = c.get("services");
+    const caller = c.get("caller");
     const id = c.req.valid("param").id;
     const lastEventId = parseLastEventId(c.req.header("last-event-id"));
 
@@ -97,7 +97,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStre
       stream.onAbort(() => wake());
       // The process is shutting down: end the stream; the client reconnects (to another
       // process) with Last-Event-ID and loses nothing.
-      const { shuttingDown } = c.var.services;
+      const { shuttingDown } = c.get("services");
       const onShutdown = () => wake();
       shuttingDown.addEventListener("abort", onShutdown, { once: true });
       const heartbeat = setInterval(() => void stream.write(": keep-alive\n\n").catch(() => {}), heartbeatMs);
@@ -119,7 +119,7 @@ export function registerEventRoutes(app: OpenAPIHono<AppEnv>, options: EventStre
         }
       } catch (error) {
         // The stream just ends; the client reconnects with Last-Event-ID and loses nothing.
-        logger.warn({ err: error, asyncRequestId: id, requestId: c.var.requestId }, "an event stream ended early");
+        logger.warn({ err: error, asyncRequestId: id, requestId: c.get("requestId") }, "an event stream ended early");
       } finally {
         clearInterval(heartbeat);
         shuttingDown.removeEventListener("abort", onShutdown);

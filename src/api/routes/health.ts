@@ -45,8 +45,8 @@ const routes = {
 /** Liveness says the process answers; readiness says its dependencies do too; /metrics for Prometheus. */
 export function registerHealthRoutes(app: OpenAPIHono<AppEnv>) {
   app.openapi(routes.metrics, async (c) => {
-    const { registry } = c.var.services.metrics;
-    const token = c.var.services.metricsToken;
+    const { registry } = c.get("services").metrics;
+    const token = c.get("services").metricsToken;
     if (token && !safeEqual(/^Bearer +(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1] ?? "", token)) {
       throw new AppError("unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>", { headers: { "www-authenticate": 'Bearer realm="ricochet-metrics"' } });
     }
@@ -54,7 +54,7 @@ export function registerHealthRoutes(app: OpenAPIHono<AppEnv>) {
   });
   app.openapi(routes.healthz, (c) => c.json({ status: "ok" as const }, 200));
   app.openapi(routes.readyz, async (c) => {
-    const checks = await c.var.services.readiness();
+    const checks = await c.get("services").readiness();
     const ready = Object.values(checks).every((check) => check === "ok");
     if (!ready) c.header("Retry-After", "5");
     return c.json({ status: ready ? ("ready" as const) : ("unavailable" as const), checks }, ready ? 200 : 503);

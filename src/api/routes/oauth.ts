@@ -192,7 +192,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>) {
     if (params.grant_type !== "client_credentials") {
       throw new OAuthError("unsupported_grant_type", "Only grant_type=client_credentials is supported");
     }
-    const issued = await c.var.services.oauth.issueToken(readCredentials(c, params), params.scope);
+    const issued = await c.get("services").oauth.issueToken(readCredentials(c, params), params.scope);
     c.header("Cache-Control", "no-store");
     c.header("Pragma", "no-cache");
     return c.json(issued, 200);
@@ -202,7 +202,7 @@ export function registerOAuthRoutes(app: OpenAPIHono<AppEnv>) {
     const params = await readParams(c);
     const credentials = readCredentials(c, params);
     if (!params.token) throw new OAuthError("invalid_request", "token is required");
-    await c.var.services.oauth.revokeToken(credentials, params.token);
+    await c.get("services").oauth.revokeToken(credentials, params.token);
     c.header("Cache-Control", "no-store");
     return c.body(null, 200);
   });
