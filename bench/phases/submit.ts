@@ -49,7 +49,7 @@ async function ratesAgainst(name: string, start: () => Promise<{ target: Target;
     const server = await start();
     try {
       const result = await openLoop(server.target, rate, config.openSeconds, { server: () => [server.pid] });
-      log(`${name} @ ${rate}/s offered: achieved ${result.achievedPerSecond}/s, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms, non-2xx ${result.non2xx}, errors ${result.errors}, unfinished ${result.unfinished} (generator lag ≤ ${result.maxSendLagMs} ms)`);
+      log(`${name} @ ${rate}/s offered: achieved ${result.achievedPerSecond}/s, p50 ${result.p50ms} ms, p99 ${result.p99ms} ms, non-2xx ${result.non2xx}, errors ${result.errors}, unfinished ${result.unfinished} (generator lag ≤ ${result.maxSendLagMs} ms) cpu ${JSON.stringify(result.cpu)}`);
       results.push(result);
     } finally {
       await server.stop();
