@@ -9,6 +9,12 @@ import type { AsyncRequestRow } from "./schema.js";
  * the limits need neither a lock held across round trips nor a count(*). Batches travel as one
  * JSON parameter (jsonb_to_recordset): the statement text never changes, whatever the batch size,
  * and PostgreSQL and PGlite read it alike.
+ *
+ * Each statement is prepared once per connection and runs one cached plan, which may have been
+ * made while the tables were empty (src/db/client.ts). So every access to a table names the keys
+ * it reaches: `t.id = ANY (ARRAY(SELECT … FROM <batch>))` beside the join condition, which the
+ * planner can only use as an index condition (a probe per key), or a LATERAL … LIMIT 1 probe.
+ * test/db-requests.test.ts fails on a cached plan that scans one of these tables without keys.
  */
 
 export type NewRequest = {
@@ -101,12 +107,19 @@ ON CONFLICT (client_id, key) DO UPDATE SET
   WHERE idempotency_keys.created_at < $2::timestamptz
 RETURNING client_id, key`;
 
+/** One primary-key probe per key (LATERAL … LIMIT 1 is never turned into a join over the whole table). */
 const FIND_KEYS = `
-WITH x AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text))
 SELECT k.client_id, k.key, k.request_digest, k.response_status, k.response_body
-FROM idempotency_keys k JOIN x ON k.client_id = x.client_id AND k.key = x.key
-WHERE k.client_id = ANY (ARRAY(SELECT client_id FROM x)) AND k.key = ANY (ARRAY(SELECT key FROM x))`;
+FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text)
+CROSS JOIN LATERAL (
+  SELECT * FROM idempotency_keys k WHERE k.client_id = x.client_id AND k.key = x.key LIMIT 1
+) k`;
 
+/**
+ * Releasing and discarding keys are failure paths (a refused submit, a failed enqueue): they
+ * probe the primary key with every pair of the batch's distinct clients and keys, usually one
+ * client's keys.
+ */
 const RELEASE_KEYS = `
 WITH x AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(client_id text, key text))
 DELETE FROM idempotency_keys k USING x
