@@ -164,6 +164,45 @@ describe("PostgreSQL connections", () => {
     return out;
   };
 
+  it("read a page of a tenant's list from the index where its cursor points, never the tenant's every row", async () => {
+    const t = await createTestDatabase("postgres");
+    const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
+    try {
+      await db.sql.query("INSERT INTO tenants (id, name) VALUES ('big', 'big'), ('other', 'other')");
+      await db.sql.query(`
+        INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, created_at, updated_at)
+        SELECT gen_random_uuid(), CASE WHEN g % 4 = 0 THEN 'big' ELSE 'other' END, 'c', 'echo', 'COMPLETED', '{}'::jsonb,
+          timestamptz '2026-01-01' + (g || ' ms')::interval, timestamptz '2026-01-01' + (g || ' ms')::interval
+        FROM generate_series(1, 20000) g`);
+      await db.sql.query("ANALYZE async_requests");
+      const repo = requestsRepository(db.db);
+      const [cursorRow] = await db.sql.query<{ created_at: Date; id: string }>(
+        "SELECT created_at, id FROM async_requests WHERE tenant_id = 'big' ORDER BY created_at DESC, id DESC OFFSET 3000 LIMIT 1",
+      );
+      for (const after of [undefined, { createdAt: cursorRow!.created_at, id: cursorRow!.id }]) {
+        const query = repo.listQuery({ tenantId: "big", limit: 50, after }).toSQL();
+        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
+        const nodes: (PlanNode & { "Actual Rows"?: number })[] = [];
+        const walk = (node: PlanNode) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
+        walk(row!["QUERY PLAN"][0].Plan);
+        expect(nodes.map((node) => node["Node Type"]), JSON.stringify(after)).not.toContain("Sort");
+        const scan = nodes.find((node) => node["Index Name"] === "async_requests_tenant_created_idx");
+        expect(scan?.["Node Type"]).toBe("Index Scan");
+        // The cursor is part of the index condition: the scan starts there and reads one page.
+        if (after) expect(scan?.["Index Cond"]).toContain("created_at");
+        expect(scan?.["Actual Rows"]).toBe(50);
+      }
+      // The pages themselves: newest first, the second one starting right after the cursor.
+      const page = await repo.list({ tenantId: "big", limit: 50, after: { createdAt: cursorRow!.created_at, id: cursorRow!.id } });
+      expect(page).toHaveLength(50);
+      expect(page[0]!.createdAt.getTime()).toBeLessThan(cursorRow!.created_at.getTime());
+      expect(page.map((r) => r.createdAt.getTime())).toEqual(page.map((r) => r.createdAt.getTime()).sort((a, b) => b - a));
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
   it("run each hot statement with one cached plan that reaches the big tables by key, also when made on empty tables", async () => {
     const t = await createTestDatabase("postgres");
     // One pooled connection: every statement below is prepared on it, and its plans can be read back.

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, gte, inArray, lt, or } from "drizzle-orm";
+import { and, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 import type { Db } from "./client.js";
@@ -18,6 +18,29 @@ export type ListFilters = {
 
 /** Everything that reads and writes async requests. Tenant scoping happens here, not in callers. */
 export function requestsRepository(db: Db) {
+  /** The list's statement, built but not run (test/db-requests.test.ts reads its plan). */
+  function listQuery(filters: ListFilters) {
+    const conditions = [eq(asyncRequests.tenantId, filters.tenantId)];
+    if (filters.status?.length) conditions.push(inArray(asyncRequests.status, filters.status));
+    if (filters.action?.length) conditions.push(inArray(asyncRequests.action, filters.action));
+    if (filters.callbackStatus?.length) conditions.push(inArray(asyncRequests.callbackStatus, filters.callbackStatus));
+    if (filters.from) conditions.push(gte(asyncRequests.createdAt, filters.from));
+    if (filters.to) conditions.push(lt(asyncRequests.createdAt, filters.to));
+    // The keyset as one row comparison, and the order spelled as the index stores it
+    // (async_requests_tenant_created_idx: tenant_id, created_at DESC NULLS LAST, id DESC NULLS
+    // LAST): a page is then read from the index where the cursor points, whatever the tenant's
+    // size. With the default DESC (NULLS FIRST) the index could not give the order, and every
+    // page read and sorted all of the tenant's rows; with `<` OR (`=` AND `<`) a deep page read
+    // every newer row first.
+    if (filters.after) conditions.push(sql`(${asyncRequests.createdAt}, ${asyncRequests.id}) < (${filters.after.createdAt.toISOString()}::timestamptz, ${filters.after.id}::uuid)`);
+    return db
+      .select()
+      .from(asyncRequests)
+      .where(and(...conditions))
+      .orderBy(sql`${asyncRequests.createdAt} DESC NULLS LAST`, sql`${asyncRequests.id} DESC NULLS LAST`)
+      .limit(filters.limit);
+  }
+
   return {
     /** A row as it is, outside the life-cycle and its counters: fixtures and tests only. */
     async insert(row: NewAsyncRequestRow): Promise<AsyncRequestRow> {
@@ -38,29 +61,11 @@ export function requestsRepository(db: Db) {
       return row;
     },
 
-    async list(filters: ListFilters): Promise<AsyncRequestRow[]> {
-      const conditions = [eq(asyncRequests.tenantId, filters.tenantId)];
-      if (filters.status?.length) conditions.push(inArray(asyncRequests.status, filters.status));
-      if (filters.action?.length) conditions.push(inArray(asyncRequests.action, filters.action));
-      if (filters.callbackStatus?.length) conditions.push(inArray(asyncRequests.callbackStatus, filters.callbackStatus));
-      if (filters.from) conditions.push(gte(asyncRequests.createdAt, filters.from));
-      if (filters.to) conditions.push(lt(asyncRequests.createdAt, filters.to));
-      if (filters.after) {
-        const { createdAt, id } = filters.after;
-        conditions.push(
-          or(
-            lt(asyncRequests.createdAt, createdAt),
-            and(eq(asyncRequests.createdAt, createdAt), lt(asyncRequests.id, id)),
-          )!,
-        );
-      }
-      return db
-        .select()
-        .from(asyncRequests)
-        .where(and(...conditions))
-        .orderBy(desc(asyncRequests.createdAt), desc(asyncRequests.id))
-        .limit(filters.limit);
+    list(filters: ListFilters): Promise<AsyncRequestRow[]> {
+      return listQuery(filters).execute();
     },
+
+    listQuery,
 
     /** Unfinished requests not touched since `before`, oldest first, in pages: the sweeper's work. */
     async findUnfinishedSince(
