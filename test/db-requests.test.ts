@@ -139,9 +139,9 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
       }
       await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "QUEUED", input: {}, createdAt: at(500), updatedAt: at(500) });
       await r.insert({ id: randomUUID(), tenantId: "default", createdBy: "c", action: "echo", status: "COMPLETED", input: {}, createdAt: at(1), updatedAt: at(1) });
-      const first = await r.findUnfinishedSince(at(100), undefined, 3);
+      const first = await r.findUnfinishedSince("QUEUED", at(100), undefined, 3);
       const last = first.at(-1)!;
-      const second = await r.findUnfinishedSince(at(100), { updatedAt: last.updatedAt, id: last.id }, 3);
+      const second = await r.findUnfinishedSince("QUEUED", at(100), { updatedAt: last.updatedAt, id: last.id }, 3);
       expect([...first, ...second].map((row) => row.id)).toEqual(stale.map((row) => row.id));
     } finally {
       await t.drop();
@@ -181,22 +181,65 @@ describe("PostgreSQL connections", () => {
       );
       for (const after of [undefined, { createdAt: cursorRow!.created_at, id: cursorRow!.id }]) {
         const query = repo.listQuery({ tenantId: "big", limit: 50, after }).toSQL();
-        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
-        const nodes: (PlanNode & { "Actual Rows"?: number })[] = [];
+        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
+        const nodes: (PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number })[] = [];
         const walk = (node: PlanNode) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
         walk(row!["QUERY PLAN"][0].Plan);
         expect(nodes.map((node) => node["Node Type"]), JSON.stringify(after)).not.toContain("Sort");
         const scan = nodes.find((node) => node["Index Name"] === "async_requests_tenant_created_idx");
         expect(scan?.["Node Type"]).toBe("Index Scan");
         // The cursor is part of the index condition: the scan starts there and reads one page.
-        if (after) expect(scan?.["Index Cond"]).toContain("created_at");
+        if (after) expect(scan?.["Index Cond"]).toMatch(/ROW\(created_at, id\) </);
         expect(scan?.["Actual Rows"]).toBe(50);
+        expect(scan?.["Rows Removed by Filter"] ?? 0).toBe(0);
       }
       // The pages themselves: newest first, the second one starting right after the cursor.
       const page = await repo.list({ tenantId: "big", limit: 50, after: { createdAt: cursorRow!.created_at, id: cursorRow!.id } });
       expect(page).toHaveLength(50);
       expect(page[0]!.createdAt.getTime()).toBeLessThan(cursorRow!.created_at.getTime());
       expect(page.map((r) => r.createdAt.getTime())).toEqual(page.map((r) => r.createdAt.getTime()).sort((a, b) => b - a));
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  });
+
+  it("read each page of the sweeper's backlog from the index where the last page ended, never the whole backlog", async () => {
+    const t = await createTestDatabase("postgres");
+    const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
+    try {
+      await db.sql.query(`
+        INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, created_at, updated_at)
+        SELECT gen_random_uuid(), 'default', 'c', 'echo', CASE WHEN g % 2 = 0 THEN 'QUEUED' WHEN g % 5 = 1 THEN 'RUNNING' ELSE 'COMPLETED' END, '{}'::jsonb,
+          timestamptz '2026-01-01' + (g / 3 || ' ms')::interval, timestamptz '2026-01-01' + (g / 3 || ' ms')::interval
+        FROM generate_series(1, 20000) g`);
+      await db.sql.query("ANALYZE async_requests");
+      const repo = requestsRepository(db.db);
+      const before = new Date("2026-02-01T00:00:00Z");
+      const first = await repo.findUnfinishedSince("QUEUED", before, undefined, 200);
+      const last = first.at(-1)!;
+      for (const after of [undefined, { updatedAt: last.updatedAt, id: last.id }]) {
+        const query = repo.unfinishedQuery("QUEUED", before, after, 200).toSQL();
+        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
+        const nodes: (PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number })[] = [];
+        const walk = (node: PlanNode) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
+        walk(row!["QUERY PLAN"][0].Plan);
+        expect(nodes.map((node) => node["Node Type"]), JSON.stringify(after)).not.toContain("Sort");
+        const scan = nodes.find((node) => node["Index Name"] === "async_requests_unfinished_updated_idx");
+        expect(scan?.["Node Type"]).toBe("Index Scan");
+        // The keyset is part of the index condition: the scan starts at the cursor and reads one page.
+        if (after) expect(scan?.["Index Cond"]).toMatch(/ROW\(updated_at, id\) >/);
+        expect(scan?.["Actual Rows"]).toBe(200);
+        expect(scan?.["Rows Removed by Filter"] ?? 0).toBe(0);
+      }
+      // The second page continues the first: oldest first, ties broken by id, nothing twice.
+      const second = await repo.findUnfinishedSince("QUEUED", before, { updatedAt: last.updatedAt, id: last.id }, 200);
+      const key = (r: { updatedAt: Date; id: string }) => `${r.updatedAt.toISOString()} ${r.id}`;
+      const keys = [...first, ...second].map(key);
+      expect(keys).toEqual([...keys].sort());
+      expect(new Set(keys).size).toBe(400);
+      expect([...first, ...second].every((r) => r.status === "QUEUED")).toBe(true);
+      expect((await repo.findUnfinishedSince("RUNNING", before, undefined, 200)).every((r) => r.status === "RUNNING")).toBe(true);
     } finally {
       await db.close();
       await t.drop();

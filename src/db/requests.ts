@@ -1,8 +1,10 @@
-import { and, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import { and, eq, gte, inArray, lt, sql } from "drizzle-orm";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 import type { Db } from "./client.js";
 import { asyncRequests, type AsyncRequestRow, type NewAsyncRequestRow } from "./schema.js";
+
+export type UnfinishedStatus = Extract<AsyncRequestStatus, "QUEUED" | "RUNNING">;
 
 export type ListFilters = {
   tenantId: string;
@@ -41,6 +43,21 @@ export function requestsRepository(db: Db) {
       .limit(filters.limit);
   }
 
+  /** The sweeper's page, built but not run (test/db-requests.test.ts reads its plan). */
+  function unfinishedQuery(status: UnfinishedStatus, before: Date, after: { updatedAt: Date; id: string } | undefined, limit: number) {
+    // One status at a time, read from async_requests_unfinished_updated_idx (status, updated_at,
+    // id) in its order from the keyset on (one row comparison, an index condition): a page costs
+    // the same whatever the backlog.
+    const conditions = [eq(asyncRequests.status, status), lt(asyncRequests.updatedAt, before)];
+    if (after) conditions.push(sql`(${asyncRequests.updatedAt}, ${asyncRequests.id}) > (${after.updatedAt.toISOString()}::timestamptz, ${after.id}::uuid)`);
+    return db
+      .select({ id: asyncRequests.id, status: asyncRequests.status, action: asyncRequests.action, updatedAt: asyncRequests.updatedAt })
+      .from(asyncRequests)
+      .where(and(...conditions))
+      .orderBy(asyncRequests.updatedAt, asyncRequests.id)
+      .limit(limit);
+  }
+
   return {
     /** A row as it is, outside the life-cycle and its counters: fixtures and tests only. */
     async insert(row: NewAsyncRequestRow): Promise<AsyncRequestRow> {
@@ -65,30 +82,18 @@ export function requestsRepository(db: Db) {
       return listQuery(filters).execute();
     },
 
-    listQuery,
-
-    /** Unfinished requests not touched since `before`, oldest first, in pages: the sweeper's work. */
-    async findUnfinishedSince(
+    /** Requests in `status` (QUEUED or RUNNING) not touched since `before`, oldest first, in pages: the sweeper's work. */
+    findUnfinishedSince(
+      status: UnfinishedStatus,
       before: Date,
       after: { updatedAt: Date; id: string } | undefined,
       limit: number,
     ): Promise<Pick<AsyncRequestRow, "id" | "status" | "action" | "updatedAt">[]> {
-      const conditions = [inArray(asyncRequests.status, ["QUEUED", "RUNNING"]), lt(asyncRequests.updatedAt, before)];
-      if (after) {
-        conditions.push(
-          or(
-            gt(asyncRequests.updatedAt, after.updatedAt),
-            and(eq(asyncRequests.updatedAt, after.updatedAt), gt(asyncRequests.id, after.id)),
-          )!,
-        );
-      }
-      return db
-        .select({ id: asyncRequests.id, status: asyncRequests.status, action: asyncRequests.action, updatedAt: asyncRequests.updatedAt })
-        .from(asyncRequests)
-        .where(and(...conditions))
-        .orderBy(asyncRequests.updatedAt, asyncRequests.id)
-        .limit(limit);
+      return unfinishedQuery(status, before, after, limit).execute();
     },
+
+    listQuery,
+    unfinishedQuery,
   };
 }
 

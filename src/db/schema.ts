@@ -139,7 +139,9 @@ export const asyncRequests = pgTable(
       .on(t.callbackStatus, t.callbackUpdatedAt)
       .where(sql`${t.callbackStatus} IN ('PENDING', 'RETRYING', 'EXHAUSTED')`),
     index("async_requests_tenant_created_idx").on(t.tenantId, t.createdAt.desc(), t.id.desc()),
-    index("async_requests_status_updated_idx").on(t.status, t.updatedAt).where(sql`${t.status} IN ('QUEUED', 'RUNNING')`),
+    // In the sweeper's order within a status (oldest touched first, then id), so each of its
+    // pages starts where the last one ended instead of sorting the whole backlog again.
+    index("async_requests_unfinished_updated_idx").on(t.status, t.updatedAt, t.id).where(sql`${t.status} IN ('QUEUED', 'RUNNING')`),
     index("async_requests_tenant_status_idx").on(t.tenantId, t.status),
     // Retention finds finished requests by age (src/db/retention.ts).
     index("async_requests_finished_idx").on(t.finishedAt).where(sql`${t.finishedAt} IS NOT NULL`),

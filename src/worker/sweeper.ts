@@ -71,30 +71,34 @@ export function createSweeper(deps: SweeperDeps) {
   async function sweepOnce(): Promise<{ checked: number; enqueued: number; failed: number; callbacks: number; countersFixed: number }> {
     const stats = { checked: 0, enqueued: 0, failed: 0, callbacks: 0, countersFixed: 0 };
     const before = new Date(clock.now().getTime() - deps.graceMs);
-    let after: { updatedAt: Date; id: string } | undefined;
-    while (stats.checked < MAX_PER_SWEEP) {
-      const rows = await repo.findUnfinishedSince(before, after, PAGE);
-      for (const row of rows) {
-        stats.checked++;
-        const job = await queues.jobs.getJob(row.id);
-        const state = job ? await job.getState() : "missing";
-        if (state === "missing" || state === "unknown" || state === "completed") {
-          if (job) await job.remove().catch(() => {});
-          await queues.enqueueRun(row.id, row.action);
-          stats.enqueued++;
-          logger.warn({ asyncRequestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
-        } else if (state === "failed") {
-          const failed = await deps.lifecycle.finish(row.id, "FAILED", {
-            errorCode: "WORKER_ERROR",
-            errorDesc: "The request could not be run: its job failed every attempt",
-            errorDetails: job?.failedReason ? [{ reason: job.failedReason }] : [],
-          });
-          if (failed) stats.failed++;
+    // RUNNING first (bounded by the running limits), then QUEUED (a backlog may be large); each
+    // oldest first, in pages read from where the last one ended.
+    for (const status of ["RUNNING", "QUEUED"] as const) {
+      let after: { updatedAt: Date; id: string } | undefined;
+      while (stats.checked < MAX_PER_SWEEP) {
+        const rows = await repo.findUnfinishedSince(status, before, after, PAGE);
+        for (const row of rows) {
+          stats.checked++;
+          const job = await queues.jobs.getJob(row.id);
+          const state = job ? await job.getState() : "missing";
+          if (state === "missing" || state === "unknown" || state === "completed") {
+            if (job) await job.remove().catch(() => {});
+            await queues.enqueueRun(row.id, row.action);
+            stats.enqueued++;
+            logger.warn({ asyncRequestId: row.id, status: row.status, jobState: state }, "sweeper enqueued a request with no live job");
+          } else if (state === "failed") {
+            const failed = await deps.lifecycle.finish(row.id, "FAILED", {
+              errorCode: "WORKER_ERROR",
+              errorDesc: "The request could not be run: its job failed every attempt",
+              errorDetails: job?.failedReason ? [{ reason: job.failedReason }] : [],
+            });
+            if (failed) stats.failed++;
+          }
         }
+        if (rows.length < PAGE) break;
+        const last = rows.at(-1)!;
+        after = { updatedAt: last.updatedAt, id: last.id };
       }
-      if (rows.length < PAGE) break;
-      const last = rows.at(-1)!;
-      after = { updatedAt: last.updatedAt, id: last.id };
     }
     stats.callbacks = await sweepCallbacks(before);
     // The counters move with every transition in the same statement, so they only drift through
