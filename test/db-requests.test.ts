@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eq } from "drizzle-orm";
-import { openDatabase } from "../src/db/client.js";
+import { openDatabase, type Database } from "../src/db/client.js";
 import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { retentionStatements } from "../src/db/retention.js";
 import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
@@ -164,10 +164,30 @@ describe("PostgreSQL connections", () => {
     return out;
   };
 
-  it("read a page of a tenant's list from the index where its cursor points, never the tenant's every row", async () => {
+  /** A fresh PostgreSQL database and a pool of one connection (every statement is prepared on it). */
+  const withOneConnection = async (work: (db: Database) => Promise<void>) => {
     const t = await createTestDatabase("postgres");
     const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
     try {
+      await work(db);
+    } finally {
+      await db.close();
+      await t.drop();
+    }
+  };
+
+  type PlanStats = PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number };
+  /** Runs a page's query under EXPLAIN ANALYZE; its plan's node types and its scan of `index`. */
+  const pagePlan = async (db: Database, query: { sql: string; params: unknown[] }, index: string) => {
+    const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanStats }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
+    const nodes: PlanStats[] = [];
+    const walk = (node: PlanStats) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
+    walk(row!["QUERY PLAN"][0].Plan);
+    return { types: nodes.map((node) => node["Node Type"]), scan: nodes.find((node) => node["Index Name"] === index) };
+  };
+
+  it("read a page of a tenant's list from the index where its cursor points, never the tenant's every row", () =>
+    withOneConnection(async (db) => {
       await db.sql.query("INSERT INTO tenants (id, name) VALUES ('big', 'big'), ('other', 'other')");
       await db.sql.query(`
         INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, created_at, updated_at)
@@ -180,13 +200,8 @@ describe("PostgreSQL connections", () => {
         "SELECT created_at, id FROM async_requests WHERE tenant_id = 'big' ORDER BY created_at DESC, id DESC OFFSET 3000 LIMIT 1",
       );
       for (const after of [undefined, { createdAt: cursorRow!.created_at, id: cursorRow!.id }]) {
-        const query = repo.listQuery({ tenantId: "big", limit: 50, after }).toSQL();
-        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
-        const nodes: (PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number })[] = [];
-        const walk = (node: PlanNode) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
-        walk(row!["QUERY PLAN"][0].Plan);
-        expect(nodes.map((node) => node["Node Type"]), JSON.stringify(after)).not.toContain("Sort");
-        const scan = nodes.find((node) => node["Index Name"] === "async_requests_tenant_created_idx");
+        const { types, scan } = await pagePlan(db, repo.listQuery({ tenantId: "big", limit: 50, after }).toSQL(), "async_requests_tenant_created_idx");
+        expect(types, JSON.stringify(after)).not.toContain("Sort");
         expect(scan?.["Node Type"]).toBe("Index Scan");
         // The cursor is part of the index condition: the scan starts there and reads one page.
         if (after) expect(scan?.["Index Cond"]).toMatch(/ROW\(created_at, id\) </);
@@ -198,16 +213,10 @@ describe("PostgreSQL connections", () => {
       expect(page).toHaveLength(50);
       expect(page[0]!.createdAt.getTime()).toBeLessThan(cursorRow!.created_at.getTime());
       expect(page.map((r) => r.createdAt.getTime())).toEqual(page.map((r) => r.createdAt.getTime()).sort((a, b) => b - a));
-    } finally {
-      await db.close();
-      await t.drop();
-    }
-  });
+    }));
 
-  it("read each page of the sweeper's backlog from the index where the last page ended, never the whole backlog", async () => {
-    const t = await createTestDatabase("postgres");
-    const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
-    try {
+  it("read each page of the sweeper's backlog from the index where the last page ended, never the whole backlog", () =>
+    withOneConnection(async (db) => {
       await db.sql.query(`
         INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, created_at, updated_at)
         SELECT gen_random_uuid(), 'default', 'c', 'echo', CASE WHEN g % 2 = 0 THEN 'QUEUED' WHEN g % 5 = 1 THEN 'RUNNING' ELSE 'COMPLETED' END, '{}'::jsonb,
@@ -219,13 +228,8 @@ describe("PostgreSQL connections", () => {
       const first = await repo.findUnfinishedSince("QUEUED", before, undefined, 200);
       const last = first.at(-1)!;
       for (const after of [undefined, { updatedAt: last.updatedAt, id: last.id }]) {
-        const query = repo.unfinishedQuery("QUEUED", before, after, 200).toSQL();
-        const [row] = await db.sql.query<{ "QUERY PLAN": [{ Plan: PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number } }] }>(`EXPLAIN (ANALYZE, FORMAT JSON) ${query.sql}`, query.params);
-        const nodes: (PlanNode & { "Actual Rows"?: number; "Rows Removed by Filter"?: number })[] = [];
-        const walk = (node: PlanNode) => (nodes.push(node), (node.Plans ?? []).forEach(walk));
-        walk(row!["QUERY PLAN"][0].Plan);
-        expect(nodes.map((node) => node["Node Type"]), JSON.stringify(after)).not.toContain("Sort");
-        const scan = nodes.find((node) => node["Index Name"] === "async_requests_unfinished_updated_idx");
+        const { types, scan } = await pagePlan(db, repo.unfinishedQuery("QUEUED", before, after, 200).toSQL(), "async_requests_unfinished_updated_idx");
+        expect(types, JSON.stringify(after)).not.toContain("Sort");
         expect(scan?.["Node Type"]).toBe("Index Scan");
         // The keyset is part of the index condition: the scan starts at the cursor and reads one page.
         if (after) expect(scan?.["Index Cond"]).toMatch(/ROW\(updated_at, id\) >/);
@@ -240,17 +244,10 @@ describe("PostgreSQL connections", () => {
       expect(new Set(keys).size).toBe(400);
       expect([...first, ...second].every((r) => r.status === "QUEUED")).toBe(true);
       expect((await repo.findUnfinishedSince("RUNNING", before, undefined, 200)).every((r) => r.status === "RUNNING")).toBe(true);
-    } finally {
-      await db.close();
-      await t.drop();
-    }
-  });
+    }));
 
-  it("run each hot statement with one cached plan that reaches the big tables by key, also when made on empty tables", async () => {
-    const t = await createTestDatabase("postgres");
-    // One pooled connection: every statement below is prepared on it, and its plans can be read back.
-    const db = await openDatabase({ databaseUrl: t.url!, dataDir: "unused", poolSize: 1 });
-    try {
+  it("run each hot statement with one cached plan that reaches the big tables by key, also when made on empty tables", () =>
+    withOneConnection(async (db) => {
       const statements = lifecycleStatements(db.sql);
       const retention = retentionStatements(db.sql);
       const key = { clientId: "tester", key: "k1" };
@@ -297,9 +294,5 @@ describe("PostgreSQL connections", () => {
         const plan = row!["QUERY PLAN"][0].Plan;
         expect(scansWithoutKeys(plan), statement.statement).toEqual([]);
       }
-    } finally {
-      await db.close();
-      await t.drop();
-    }
-  });
+    }));
 });
