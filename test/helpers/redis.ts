@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { Redis } from "ioredis";
+import { redisServerPid } from "../../src/infra/managed-redis.js";
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
@@ -52,10 +53,10 @@ export async function startPrivateRedis(options: { hz?: number } = {}): Promise<
     probe.on("error", () => {});
     await probe.connect().catch(() => {});
     await probe.ping();
-    // Another test's server may have taken the port between freePort and the spawn: fail here, by name.
-    const pid = /^process_id:(\d+)/m.exec(await probe.info("server"))?.[1];
     probe.disconnect();
-    if (Number(pid) !== child.pid) throw new Error(`port ${port} is held by another redis-server (pid ${pid}), not ours (pid ${child.pid})`);
+    // Another test's server may have taken the port between freePort and the spawn: fail here, by name.
+    const pid = await redisServerPid(url);
+    if (pid !== child.pid) throw new Error(`port ${port} is held by another redis-server (pid ${pid}), not ours (pid ${child.pid})`);
   };
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
