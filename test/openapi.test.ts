@@ -157,6 +157,13 @@ describe("the OpenAPI document against the service", () => {
     expect(checked.length).toBeGreaterThan(25);
   });
 
+  it("documents the Idempotency-Key header submit reads, with the rule it enforces", () => {
+    const submit = doc.paths["/api/v1/async"]!.post as Operation & { parameters?: { in: string; name: string; schema: Schema }[] };
+    const headers = (submit.parameters ?? []).filter((parameter) => parameter.in === "header");
+    expect(headers.map((parameter) => parameter.name)).toEqual(["idempotency-key"]);
+    expect(headers[0]!.schema).toMatchObject({ type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x21-\\x7e]+$" });
+  });
+
   it("documents the headers the service sends, on the operation and status that send them", async () => {
     const documented = (method: string, url: string, status: number) => {
       const path = Object.keys(doc.paths)

@@ -1,11 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { AppError, zodFieldErrors } from "../shared/errors.js";
+import { AppError } from "../shared/errors.js";
 import type { ApiServices, AppEnv } from "./env.js";
 import { adminAuth } from "./admin-auth.js";
 import { observeRequests } from "./observe-requests.js";
-import { errorToResponse, problemResponse } from "./problem.js";
+import { errorToResponse, invalidRequest, problemResponse } from "./problem.js";
 import { requestIds } from "./request-id.js";
 import { registerActionRoutes } from "./routes/actions.js";
 import { registerAdminRoutes } from "./routes/admin.js";
@@ -27,10 +27,7 @@ export function createApp(services: ApiServices, options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     // Validation failures of params, query and body all become one 422 problem shape.
     defaultHook: (result) => {
-      if (!result.success) {
-        const where = result.target === "json" ? "request body" : result.target === "param" ? "path" : result.target;
-        throw new AppError("invalid", `Invalid ${where}`, { errors: zodFieldErrors(result.error, "") });
-      }
+      if (!result.success) throw invalidRequest(result.target, result.error);
     },
   });
 
@@ -38,12 +35,9 @@ export function createApp(services: ApiServices, options: AppOptions) {
   app.use("*", observeRequests(services));
   app.use("*", async (c, next) => {
     c.set("services", services);
-    await next();
-  });
-  // No path segment or query parameter may hold U+0000 (PostgreSQL cannot compare with it): one
-  // check here instead of one per route and parameter.
-  app.use("*", async (c, next) => {
-    if (/%00/.test(c.req.url)) throw new AppError("bad_request", "The URL contains %00 (U+0000), which no path or query parameter may hold");
+    // No path segment or query parameter may hold U+0000 (PostgreSQL cannot compare with it): one
+    // check here instead of one per route and parameter.
+    if (c.req.url.includes("%00")) throw new AppError("bad_request", "The URL contains %00 (U+0000), which no path or query parameter may hold");
     await next();
   });
   app.use(
@@ -63,19 +57,10 @@ export function createApp(services: ApiServices, options: AppOptions) {
     await next();
   });
   app.use("/admin/*", adminAuth());
-  app.use("*", async (c, next) => {
-    const hasBody = c.req.header("content-length") !== undefined && c.req.header("content-length") !== "0";
-    const chunked = c.req.header("transfer-encoding") !== undefined;
-    const checked = c.req.path.startsWith("/api/") || c.req.path.startsWith("/admin/");
-    if (checked && (hasBody || chunked) && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
-      throw new AppError("unsupported_media_type", "Send the body as application/json");
-    }
-    await next();
-  });
-  // A declared Content-Length is checked as a number, without touching the body: reading
-  // `c.req.raw.body` (as hono's bodyLimit does first) builds a web Request and stream for every
-  // request and costs the fast path its speed. Only a body of unknown length (chunked, or
-  // handed in-process without a length) is counted as it streams.
+  // The body's type, then its size. A declared Content-Length is checked as a number, without
+  // touching the body: reading `c.req.raw.body` (as hono's bodyLimit does first) builds a web
+  // Request and stream for every request and costs the fast path its speed. Only a body of
+  // unknown length (chunked, or handed in-process without a length) is counted as it streams.
   const limitChunked = bodyLimit({
     maxSize: options.bodyLimit,
     onError: () => {
@@ -84,7 +69,12 @@ export function createApp(services: ApiServices, options: AppOptions) {
   });
   app.use("*", async (c, next) => {
     const length = c.req.header("content-length");
-    if (length !== undefined && c.req.header("transfer-encoding") === undefined) {
+    const chunked = c.req.header("transfer-encoding") !== undefined;
+    const checked = c.req.path.startsWith("/api/") || c.req.path.startsWith("/admin/");
+    if (checked && ((length !== undefined && length !== "0") || chunked) && !JSON_TYPE.test(c.req.header("content-type") ?? "")) {
+      throw new AppError("unsupported_media_type", "Send the body as application/json");
+    }
+    if (length !== undefined && !chunked) {
       if (Number(length) > options.bodyLimit) throw new AppError("payload_too_large", `The request body is larger than ${options.bodyLimit} bytes`);
       return next();
     }

@@ -37,12 +37,14 @@ export function observeRequests(deps: { metrics: Metrics; logger: Logger }): Mid
     deps.metrics.httpRequests.inc({ method, route, status: String(status) });
     deps.metrics.httpDuration.observe({ method, route }, seconds);
 
+    const level = PROBES.has(route) ? "debug" : "info";
+    if (!deps.logger.isLevelEnabled(level)) return; // the line is not built when it is not written
     const line: Record<string, unknown> = { requestId: c.get("requestId"), method, route, status, durationMs: Math.round(seconds * 1000) };
     if (route === "unmatched") line.path = c.req.path;
     const tenantId = (c.get("caller") as Caller | undefined)?.tenantId;
     if (tenantId) line.tenantId = tenantId;
     const asyncRequestId = ASYNC_REQUEST_ROUTE.test(route) ? c.req.path.split("/")[4] : status === 202 ? c.res.headers.get("location")?.split("/").pop() : undefined;
     if (asyncRequestId && UUID.test(asyncRequestId)) line.asyncRequestId = asyncRequestId;
-    deps.logger[PROBES.has(route) ? "debug" : "info"](line, "http request");
+    deps.logger[level](line, "http request");
   };
 }

@@ -2,7 +2,8 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import { OAuthError } from "../auth/oauth-error.js";
-import { AppError, ERROR_STATUS, isDependencyDown, type ErrorCode, type FieldError } from "../shared/errors.js";
+import type { z } from "zod";
+import { AppError, ERROR_STATUS, isDependencyDown, zodFieldErrors, type ErrorCode, type FieldError } from "../shared/errors.js";
 
 const TITLES: Record<ErrorCode, string> = {
   bad_request: "Bad request",
@@ -22,6 +23,12 @@ const TITLES: Record<ErrorCode, string> = {
   internal: "Internal server error",
   unavailable: "Service unavailable",
 };
+
+/** A request's params, query, headers or body failed their schema: one 422 problem shape for all. */
+export function invalidRequest(target: string, error: z.ZodError): AppError {
+  const where = target === "json" ? "request body" : target === "param" ? "path" : target;
+  return new AppError("invalid", `Invalid ${where}`, { errors: zodFieldErrors(error, "") });
+}
 
 export type Problem = {
   type: string;

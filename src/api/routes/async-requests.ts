@@ -1,9 +1,11 @@
 import { createRoute, z, type OpenAPIHono } from "@hono/zod-openapi";
 import type { ActionCatalog } from "../../core/actions/catalog.js";
+import type { MiddlewareHandler } from "hono";
 import { toAsyncRequest } from "../../shared/async-request.js";
 import { isFinal } from "../../shared/status.js";
 import { documentActions } from "../action-schemas.js";
 import type { AppEnv } from "../env.js";
+import { invalidRequest } from "../problem.js";
 import {
   AsyncRequestSchema,
   CallbackUrlSchema,
@@ -148,10 +150,22 @@ function registerActionDocuments(app: OpenAPIHono<AppEnv>, catalog: ActionCatalo
   });
 }
 
+/**
+ * Checks Idempotency-Key against its documented schema, ahead of the body as a header validator
+ * would be. A header validator gathers every header of the request into an object first; this
+ * reads the one header the route uses.
+ */
+const idempotencyKeyHeader: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const checked = IdempotencyHeaderSchema.safeParse({ "idempotency-key": c.req.header("idempotency-key") });
+  if (!checked.success) throw invalidRequest("header", checked.error);
+  await next();
+};
+
 export function registerAsyncRequestRoutes(app: OpenAPIHono<AppEnv>, catalog: ActionCatalog) {
   registerActionDocuments(app, catalog);
-  app.openapi({ ...submit, hide: true }, async (c) => {
-    const key = c.req.valid("header")["idempotency-key"];
+  const { headers: _documented, ...submitRequest } = submit.request;
+  app.openapi({ ...submit, request: submitRequest, middleware: [idempotencyKeyHeader], hide: true }, async (c) => {
+    const key = c.req.header("idempotency-key");
     const outcome = await c.get("services").asyncRequests.submit(c.get("caller"), c.req.valid("json"), key);
     c.header("Location", `/api/v1/async/${outcome.id}`);
     if (outcome.replayed) c.header("Idempotent-Replayed", "true");
