@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import stringify from "safe-stable-stringify";
 import type { Logger } from "pino";
 import type { Lifecycle } from "../core/lifecycle.js";
@@ -104,7 +104,7 @@ export function asyncRequestsService(deps: Deps) {
         idempotency:
           idempotencyKey === undefined
             ? undefined
-            : { clientId: caller.clientId, key: idempotencyKey, requestDigest: createHash("sha256").update(stringify(body) ?? "").digest("hex") },
+            : { clientId: caller.clientId, key: idempotencyKey, requestDigest: hash("sha256", stringify(body) ?? "", "hex") },
       });
       switch (outcome.kind) {
         case "queue-full":
