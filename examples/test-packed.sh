@@ -24,7 +24,7 @@ port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>
 PORT="$port" HOST=127.0.0.1 DATA_DIR="$work/data" MANAGED_REDIS=off QUEUE_PREFIX="{greeter-start-$$}" setsid npm start > "$work/start.log" 2>&1 &
 server=$!
 trap 'kill -- -"$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 120); do grep -q "ricochet is listening" "$work/start.log" && break; sleep 0.5; done
+for _ in $(seq 1 120); do grep -qs "ricochet is listening" "$work/start.log" && break; sleep 0.5; done
 actions="$(curl -fsS "http://127.0.0.1:$port/openapi.json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s);console.log(Object.keys(d.components.schemas).filter(k=>/Submission$/.test(k)).sort().join(","))})')"
 kill -- -"$server"; wait "$server" || true
 for _ in $(seq 1 50); do pgrep -g "$server" >/dev/null || break; sleep 0.1; done
