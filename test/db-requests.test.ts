@@ -1,11 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eq } from "drizzle-orm";
+import { eq, getTableColumns } from "drizzle-orm";
 import { openDatabase, type Database } from "../src/db/client.js";
 import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { retentionStatements } from "../src/db/retention.js";
 import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
-import { tenants } from "../src/db/schema.js";
+import { asyncRequests, tenants } from "../src/db/schema.js";
 import { createTestDatabase, DB_KINDS, type TestDatabase } from "./helpers/db.js";
 
 describe.each(DB_KINDS)("requests repository on %s", (kind) => {
@@ -61,7 +61,7 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect(await counters()).toEqual({ queued: 1, running: 0 });
     expect(await statements.finish(id, "COMPLETED", at(3), {})).toBeUndefined(); // QUEUED cannot complete
     const running = await statements.claim(id, 10, at(3));
-    expect(running).toMatchObject({ kind: "claimed", row: { status: "RUNNING", runs: 1, startedAt: at(3) } });
+    expect(running).toMatchObject({ kind: "claimed", row: { status: "RUNNING", runs: 1, startedAt: at(3), input: { n: 1 } } });
     expect(await counters()).toEqual({ queued: 0, running: 1 });
     const again = await statements.claim(id, 10, at(4)); // a recovered re-run keeps its slot
     expect(again).toMatchObject({ kind: "claimed", row: { runs: 2 } });
@@ -72,6 +72,38 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect(await statements.finish(id, "CANCELLED", at(6), {})).toBeUndefined();
     expect(await statements.claim(id, 10, at(6))).toEqual({ kind: "gone" });
     expect(await counters()).toEqual({ queued: 0, running: 0 });
+  });
+
+  it("brings back every column but the input after the run: the finish and the callback's read", async () => {
+    // The input can be as large as the body limit and is read only to run the request. What the
+    // database sends back is recorded on its way through (the statements run on the real driver).
+    const received: Record<string, unknown>[] = [];
+    const recording = {
+      ...db.sql,
+      query: async <T,>(text: string, params?: unknown[]) => {
+        const rows = await db.sql.query<T>(text, params);
+        received.push(...(rows as Record<string, unknown>[]));
+        return rows;
+      },
+    };
+    const statements = lifecycleStatements(recording);
+    const id = randomUUID();
+    await statements.insertWithinLimits(statements.sql, [{ id, tenantId: "other", createdBy: "tester", action: "echo", input: { big: "x".repeat(1000) }, metadata: null, callbackUrl: "http://127.0.0.1:9/hook", createdAt: at(7) }], 10);
+    const claimed = await statements.claim(id, 10, at(7));
+    expect(claimed).toMatchObject({ kind: "claimed", row: { input: { big: "x".repeat(1000) } } });
+    const withoutInput = Object.values(getTableColumns(asyncRequests)).map((column) => column.name).filter((name) => name !== "input").sort();
+
+    received.length = 0;
+    const done = await statements.finish(id, "COMPLETED", at(8), { result: { ok: true } });
+    expect(done).toMatchObject({ status: "COMPLETED", result: { ok: true }, callbackStatus: "PENDING", priorStatus: "RUNNING" });
+    expect(received).toHaveLength(1);
+    expect(Object.keys(received[0]!).sort()).toEqual([...withoutInput, "prior_status"].sort());
+
+    received.length = 0;
+    const read = (await statements.getManyWithoutInput([id])).get(id);
+    expect(read).toMatchObject({ status: "COMPLETED", result: { ok: true }, callbackStatus: "PENDING" });
+    expect(received).toHaveLength(1);
+    expect(Object.keys(received[0]!).sort()).toEqual(withoutInput);
   });
 
   it("lists newest first with every filter", async () => {
@@ -275,7 +307,7 @@ describe("PostgreSQL connections", () => {
         await statements.setProgress(id, 50, now);
         expect((await statements.finishMany([{ id, to: "COMPLETED", at: now, fields: { result: {} } }])).get(id)?.callbackStatus).toBe("PENDING");
         expect((await statements.getById(id))?.status).toBe("COMPLETED");
-        expect((await statements.getManyById([id])).get(id)?.status).toBe("COMPLETED");
+        expect((await statements.getManyWithoutInput([id])).get(id)?.status).toBe("COMPLETED");
         const attempt = { id: randomUUID(), requestId: id, series: 1, attempt: 1, webhookId: "msg", url: hook, startedAt: now, durationMs: 1 };
         const recorded = await statements.recordAttempts([
           { ...attempt, statusCode: 200, errorClass: null, errorMessage: null, responseBody: "", delivered: true, callbackStatus: "DELIVERED", nextAttemptAt: null },

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { keyOf, newRequestRow, type ClaimOutcome, type FinalFields, type FinishItem, type IdempotencyRecord, type LifecycleStatements, type NewRequest } from "../db/lifecycle.js";
-import type { AsyncRequestRow } from "../db/schema.js";
+import type { AsyncRequestRow, RequestWithoutInput } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
@@ -48,7 +48,7 @@ export type LifecycleDeps = {
   defaults: Limits;
   batch: { maxRows: number; maxConcurrentFlushes: number };
   /** In a process that delivers callbacks: makes a finished request's first attempt now, if it can. */
-  deliverNow?: ((row: AsyncRequestRow) => boolean) | undefined;
+  deliverNow?: ((row: RequestWithoutInput) => boolean) | undefined;
 };
 
 export function createLifecycle(deps: LifecycleDeps) {
@@ -150,7 +150,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       return ids.map((id, i) => (first[i] ? outcomes.get(id)! : "again"));
     },
   });
-  const finishes = createBatcher<FinishItem, (AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined | "again">({
+  const finishes = createBatcher<FinishItem, (RequestWithoutInput & { priorStatus: AsyncRequestStatus }) | undefined | "again">({
     maxBatch: deps.batch.maxRows,
     maxConcurrentFlushes: deps.batch.maxConcurrentFlushes,
     async flush(items) {
@@ -160,7 +160,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     },
   });
 
-  async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<AsyncRequestRow | undefined> {
+  async function finish(id: string, status: FinalStatus, fields: FinalFields = {}): Promise<RequestWithoutInput | undefined> {
     // An action's result obeys the same storage rule as a client's input (an upstream's body may
     // hold NUL): such a result would fail the write on every retry, so the request fails instead.
     const unstorable = status === "COMPLETED" ? findUnstorable(fields.result, "result") : undefined;
@@ -168,7 +168,7 @@ export function createLifecycle(deps: LifecycleDeps) {
       status = "FAILED";
       fields = { errorCode: "RESULT_NOT_STORABLE", errorDesc: `The action's result cannot be stored: ${unstorable.path} ${unstorable.message}` };
     }
-    let row: (AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined | "again";
+    let row: (RequestWithoutInput & { priorStatus: AsyncRequestStatus }) | undefined | "again";
     do row = await finishes.add({ id, to: status, at: clock.now(), fields });
     while (row === "again");
     if (!row) return undefined;
@@ -216,7 +216,7 @@ export function createLifecycle(deps: LifecycleDeps) {
     finish,
 
     /** Cancels a request that has not finished; a running action's AbortSignal fires. */
-    async cancel(id: string, by: string): Promise<AsyncRequestRow | undefined> {
+    async cancel(id: string, by: string): Promise<RequestWithoutInput | undefined> {
       const cancelled = await finish(id, "CANCELLED", { errorCode: "CANCELLED", errorDesc: `Cancelled by ${by}` });
       if (cancelled) {
         // A waiting job is removed; an active one is locked and ends when its action sees the abort.

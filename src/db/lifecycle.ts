@@ -1,7 +1,8 @@
+import { getTableColumns } from "drizzle-orm";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import { allowedPredecessors, type AsyncRequestStatus } from "../shared/status.js";
 import type { Sql } from "./client.js";
-import type { AsyncRequestRow } from "./schema.js";
+import { asyncRequests, type AsyncRequestRow, type RequestWithoutInput } from "./schema.js";
 
 /**
  * The statements of the request life-cycle, each one round trip. Every change of status also
@@ -188,6 +189,17 @@ claimed AS (
 )
 SELECT req.id AS req_id, claimed.* FROM req LEFT JOIN claimed ON claimed.id = req.id`;
 
+/** `r.<column>` for every column of async_requests but its input (from the schema, so none is missed). */
+const WITHOUT_INPUT = (alias: string) =>
+  Object.values(getTableColumns(asyncRequests))
+    .map((column) => column.name)
+    .filter((name) => name !== "input")
+    .map((name) => `${alias}.${name}`)
+    .join(", ");
+
+const GET_MANY_WITHOUT_INPUT = `SELECT ${WITHOUT_INPUT("r")} FROM async_requests r
+WHERE r.id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)::uuid))`;
+
 /**
  * Finishes a batch: each request to its final status if its current status allows it, opening
  * its first callback series (exactly once), and each tenant's counters move once for the batch.
@@ -213,7 +225,7 @@ done AS (
     callback_updated_at = i.at
   FROM prev p JOIN input i ON i.id = p.id
   WHERE r.id = p.id AND r.id = ANY (ARRAY(SELECT id FROM prev))
-  RETURNING r.*, p.status AS prior_status
+  RETURNING ${WITHOUT_INPUT("r")}, p.status AS prior_status
 ),
 deltas AS (
   SELECT tenant_id, count(*) FILTER (WHERE prior_status = 'QUEUED')::int AS q, count(*) FILTER (WHERE prior_status = 'RUNNING')::int AS rn
@@ -341,7 +353,7 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
     },
 
     /** Finishes a batch of requests (ids distinct); the rows that moved, by id. */
-    async finishMany(items: FinishItem[]): Promise<Map<string, AsyncRequestRow & { priorStatus: AsyncRequestStatus }>> {
+    async finishMany(items: FinishItem[]): Promise<Map<string, RequestWithoutInput & { priorStatus: AsyncRequestStatus }>> {
       const records = items.map(({ id, to, at, fields }) => ({
         id,
         allowed: allowedPredecessors(to).join(","),
@@ -354,11 +366,11 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
         progress: fields.progress ?? null,
       }));
       const rows = await sql.query<RawRow & { prior_status: AsyncRequestStatus }>(FINISH, [json(records)]);
-      return new Map(rows.map((row) => [row.id, { ...toRow(row), priorStatus: row.prior_status }]));
+      return new Map(rows.map((row) => [row.id, { ...toRowWithoutInput(row), priorStatus: row.prior_status }]));
     },
 
     /** Moves a request to a final status if its current status allows it; undefined when not. */
-    async finish(id: string, to: AsyncRequestStatus, at: Date, fields: FinalFields): Promise<(AsyncRequestRow & { priorStatus: AsyncRequestStatus }) | undefined> {
+    async finish(id: string, to: AsyncRequestStatus, at: Date, fields: FinalFields): Promise<(RequestWithoutInput & { priorStatus: AsyncRequestStatus }) | undefined> {
       return (await this.finishMany([{ id, to, at, fields }])).get(id);
     },
 
@@ -371,11 +383,11 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
       return row && toRow(row);
     },
 
-    /** Many rows in one round trip (the callback worker reads its jobs' requests together). */
-    async getManyById(ids: string[]): Promise<Map<string, AsyncRequestRow>> {
+    /** Many requests without their input, in one round trip (the callback worker reads its jobs' requests together). */
+    async getManyWithoutInput(ids: string[]): Promise<Map<string, RequestWithoutInput>> {
       // The ids as one JSON parameter, like every batch here (the same on pg and PGlite).
-      const rows = await sql.query<RawRow>("SELECT * FROM async_requests WHERE id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)::uuid))", [JSON.stringify(ids)]);
-      return new Map(rows.map((raw) => [raw.id, toRow(raw)] as const));
+      const rows = await sql.query<RawRow>(GET_MANY_WITHOUT_INPUT, [JSON.stringify(ids)]);
+      return new Map(rows.map((raw) => [raw.id, toRowWithoutInput(raw)] as const));
     },
 
     /** Records attempts and moves their series on; returns the request ids whose series is still current. */
@@ -447,13 +459,19 @@ type RawRow = Record<string, unknown> & { id: string };
 
 /** A raw async_requests row (snake_case, as the drivers return it) as the schema's row type. */
 export function toRow(raw: RawRow): AsyncRequestRow {
+  const row = toRowWithoutInput(raw) as AsyncRequestRow;
+  row.input = raw.input;
+  return row;
+}
+
+/** The same, for a row read without its input. */
+function toRowWithoutInput(raw: RawRow): RequestWithoutInput {
   return {
     id: raw.id,
     tenantId: raw.tenant_id as string,
     createdBy: raw.created_by as string,
     action: raw.action as string,
     status: raw.status as AsyncRequestStatus,
-    input: raw.input,
     result: raw.result ?? null,
     errorCode: (raw.error_code as string | null) ?? null,
     errorDesc: (raw.error_desc as string | null) ?? null,

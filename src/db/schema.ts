@@ -173,6 +173,11 @@ export const callbackAttempts = pgTable(
 
 export type CallbackAttemptRow = typeof callbackAttempts.$inferSelect;
 export type AsyncRequestRow = typeof asyncRequests.$inferSelect;
+/**
+ * A request as what comes after its run reads it (the finish, the callback, the API's answer):
+ * everything but its input, which can be as large as the body limit and is read only to run it.
+ */
+export type RequestWithoutInput = Omit<AsyncRequestRow, "input">;
 export type NewAsyncRequestRow = typeof asyncRequests.$inferInsert;
 
 export type TenantRow = typeof tenants.$inferSelect;

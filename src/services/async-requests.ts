@@ -5,7 +5,7 @@ import type { Lifecycle } from "../core/lifecycle.js";
 import { effectiveLimits, type Limits } from "../core/limits.js";
 import type { CallbacksRepository } from "../db/callbacks.js";
 import type { ListFilters, RequestsRepository } from "../db/requests.js";
-import type { AsyncRequestRow } from "../db/schema.js";
+import type { AsyncRequestRow, RequestWithoutInput } from "../db/schema.js";
 import type { TenantsRepository } from "../db/tenants.js";
 import type { PubSub } from "../infra/pubsub.js";
 import type { Queues } from "../infra/queues.js";
@@ -177,7 +177,7 @@ export function asyncRequestsService(deps: Deps) {
     },
 
     /** Cancels a QUEUED or RUNNING request; a running action's AbortSignal fires. */
-    async cancel(caller: Caller, id: string): Promise<AsyncRequestRow> {
+    async cancel(caller: Caller, id: string): Promise<RequestWithoutInput> {
       const before = await getOwned(caller, id);
       if (isFinal(before.status)) throw conflict(`Async request ${id} is already ${before.status}`);
       const cancelled = await deps.lifecycle.cancel(id, caller.clientId);

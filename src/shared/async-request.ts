@@ -1,8 +1,8 @@
-import type { AsyncRequestRow } from "../db/schema.js";
+import type { RequestWithoutInput } from "../db/schema.js";
 import { isFinal } from "./status.js";
 
 /** The public AsyncRequest object (DESIGN.md), as GET /api/v1/async/{id} and callbacks show it. */
-export function toAsyncRequest(row: AsyncRequestRow) {
+export function toAsyncRequest(row: RequestWithoutInput) {
   return {
     id: row.id,
     action: row.action,

@@ -7,7 +7,7 @@ import type { ActionCatalog } from "../core/actions/catalog.js";
 import { createBatcher } from "../core/batcher.js";
 import { RetryAt, type CallbackSchedule } from "../core/callback-schedule.js";
 import type { AttemptRecord, LifecycleStatements } from "../db/lifecycle.js";
-import type { AsyncRequestRow } from "../db/schema.js";
+import type { RequestWithoutInput } from "../db/schema.js";
 import type { Metrics } from "../infra/metrics.js";
 import type { Queues } from "../infra/queues.js";
 import type { AttemptLeases } from "./attempt-leases.js";
@@ -49,7 +49,7 @@ export type DeliverCallbackDeps = {
 };
 
 /** What a receiver gets: the AsyncRequest as GET shows it, and the result under the action's key. */
-export function callbackBody(row: AsyncRequestRow, catalog: ActionCatalog): string {
+export function callbackBody(row: RequestWithoutInput, catalog: ActionCatalog): string {
   const resultKey = catalog.get(row.action)?.resultKey ?? "result";
   return JSON.stringify({ asyncRequest: toAsyncRequest(row), [resultKey]: row.status === "COMPLETED" ? row.result : null });
 }
@@ -86,11 +86,11 @@ const storableText = (text: string | null) => text && text.replaceAll("\u0000", 
  * instead of one per job (a redelivery storm starts hundreds at once).
  */
 function createRowReader(statements: LifecycleStatements) {
-  const batcher = createBatcher<string, AsyncRequestRow | undefined>({
+  const batcher = createBatcher<string, RequestWithoutInput | undefined>({
     maxBatch: 500,
     maxConcurrentFlushes: 2,
     async flush(ids) {
-      const rows = await statements.getManyById([...new Set(ids)]);
+      const rows = await statements.getManyWithoutInput([...new Set(ids)]);
       return ids.map((id) => rows.get(id));
     },
   });
@@ -182,7 +182,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
   }
 
   /** One attempt; its slot is given back as soon as the HTTP exchange is over (before the record). */
-  async function attemptOnce(row: AsyncRequestRow, attempt: number, releaseSlot: Slot): Promise<AttemptOutcome> {
+  async function attemptOnce(row: RequestWithoutInput, attempt: number, releaseSlot: Slot): Promise<AttemptOutcome> {
     const series = row.callbackSeries;
     const messageId = callbackMessageId(row.id, series);
     const body = callbackBody(row, deps.catalog);
@@ -301,7 +301,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
    * Makes a series' first attempt in this process, under a lease, once `slot` gives it a slot; if
    * it is turned away while waiting, the attempt becomes a job of the queue instead.
    */
-  function deliverInline(row: AsyncRequestRow, slot: Promise<Slot>): void {
+  function deliverInline(row: RequestWithoutInput, slot: Promise<Slot>): void {
     const lease = deps.leases.hold(row.id, row.callbackSeries);
     const work = slot
       .then(
@@ -331,7 +331,7 @@ export function createCallbackDelivery(deps: DeliverCallbackDeps & { queues: Que
    * slot, else after the attempts already waiting here, unless too many already wait (then the
    * caller enqueues it). No queue hop and no second read of the row either way.
    */
-  function deliverNow(row: AsyncRequestRow): boolean {
+  function deliverNow(row: RequestWithoutInput): boolean {
     const origin = originOf(row.callbackUrl!);
     const now = slots.tryAcquire(origin);
     if (now) {
