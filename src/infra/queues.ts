@@ -1,4 +1,5 @@
 import { Queue, type JobsOptions } from "bullmq";
+import { createBatcher } from "../core/batcher.js";
 import type { RedisConnection } from "./redis.js";
 import { CALLBACK_BACKOFF, type CallbackSchedule } from "../core/callback-schedule.js";
 import { callbackJobId, type DeliverCallbackJob } from "../shared/callbacks.js";
@@ -41,31 +42,44 @@ const QUEUE_OPTIONS = { streams: { events: { maxLen: 100 } } };
 export function createQueues(connection: RedisConnection, prefix: string, schedule: CallbackSchedule) {
   const jobs = new Queue<RunActionJob>(QUEUE_NAMES.jobs, { connection, prefix, ...QUEUE_OPTIONS });
   const callbacks = new Queue<DeliverCallbackJob>(QUEUE_NAMES.callbacks, { connection, prefix, ...QUEUE_OPTIONS });
+  const runJob = ({ id, action }: { id: string; action: string }) => ({ name: "run" as const, data: { requestId: id, action }, opts: { ...RUN_ACTION_JOB_OPTIONS, jobId: id } });
+  const callbackJob = (requestId: string, series: number, resume: { offset: number; delayMs: number }) => ({
+    name: "deliver" as const,
+    data: { requestId, series, offset: resume.offset },
+    opts: { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(requestId, series), attempts: schedule.attemptsFrom(resume.offset), delay: resume.delayMs },
+  });
+  // A batch of one goes as a plain command: BullMQ's addBulk builds an ioredis Pipeline, and
+  // ioredis copies every script BullMQ defines onto each one (tens of µs; most batches are of one
+  // below saturation). The connection is not auto-pipelined for the same reason (src/infra/redis.ts).
+  const addRuns = async (batch: ReturnType<typeof runJob>[]) =>
+    batch.length === 1 ? [await jobs.add(batch[0]!.name, batch[0]!.data, batch[0]!.opts)] : jobs.addBulk(batch);
+  const addCallbacks = async (batch: ReturnType<typeof callbackJob>[]) =>
+    batch.length === 1 ? [await callbacks.add(batch[0]!.name, batch[0]!.data, batch[0]!.opts)] : callbacks.addBulk(batch);
+  // Callback jobs enqueued in the same turn of the event loop (a batch of finishes whose first
+  // attempts this process cannot make, retries scheduled together) travel as one pipeline.
+  const callbackEnqueues = createBatcher<ReturnType<typeof callbackJob>, void>({
+    maxBatch: 500,
+    maxConcurrentFlushes: 4,
+    flush: async (batch) => (await addCallbacks(batch)).map(() => undefined),
+  });
   return {
     jobs,
     callbacks,
     /** Idempotent: the job id is the request id, so a second add of the same request is a no-op. */
-    enqueueRun: (requestId: string, action: string) => jobs.add("run", { requestId, action }, { ...RUN_ACTION_JOB_OPTIONS, jobId: requestId }),
+    enqueueRun: (requestId: string, action: string) => addRuns([runJob({ id: requestId, action })]).then(() => undefined),
     /** A batch of requests in one round trip (group commit's second half). */
-    enqueueRuns: (requests: { id: string; action: string }[]) =>
-      jobs.addBulk(requests.map(({ id, action }) => ({ name: "run", data: { requestId: id, action }, opts: { ...RUN_ACTION_JOB_OPTIONS, jobId: id } }))),
+    enqueueRuns: (requests: { id: string; action: string }[]) => addRuns(requests.map(runJob)).then(() => undefined),
     /** Idempotent per series: the job id is derived from the request id and the series. */
     enqueueCallback: (requestId: string, series: number, resume: { offset: number; delayMs: number } = { offset: 0, delayMs: 0 }) =>
-      callbacks.add(
-        "deliver",
-        { requestId, series, offset: resume.offset },
-        { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(requestId, series), attempts: schedule.attemptsFrom(resume.offset), delay: resume.delayMs },
-      ),
+      callbackEnqueues.add(callbackJob(requestId, series, resume)),
     /** New series in one round trip (a bulk redelivery). */
     enqueueCallbacks: (series: { id: string; series: number }[]) =>
-      callbacks.addBulk(
-        series.map(({ id, series: n }) => ({
-          name: "deliver",
-          data: { requestId: id, series: n, offset: 0 },
-          opts: { ...CALLBACK_JOB_OPTIONS, jobId: callbackJobId(id, n), attempts: schedule.attemptsFrom(0) },
-        })),
-      ),
-    close: () => Promise.all([jobs.close(), callbacks.close()]).then(() => undefined),
+      addCallbacks(series.map(({ id, series: n }) => callbackJob(id, n, { offset: 0, delayMs: 0 }))).then(() => undefined),
+    close: () =>
+      callbackEnqueues
+        .drain()
+        .then(() => Promise.all([jobs.close(), callbacks.close()]))
+        .then(() => undefined),
   };
 }
 
