@@ -74,6 +74,33 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect(await counters()).toEqual({ queued: 0, running: 0 });
   });
 
+  it("finishes a batch with each row's own values: result, errors, progress, and SQL NULL where none was given", async () => {
+    const statements = lifecycleStatements(db.sql);
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await statements.insertWithinLimits(
+      statements.sql,
+      ids.map((id) => ({ id, tenantId: "other", createdBy: "tester", action: "echo", input: null, metadata: null, callbackUrl: null, createdAt: at(9) })),
+      10,
+    );
+    for (const id of ids) await statements.claim(id, 10, at(9));
+    await statements.setProgress(ids[2]!, 40, at(9));
+    const done = await statements.finishMany([
+      { id: ids[0]!, to: "COMPLETED", at: at(10), fields: { result: { n: [1, 2] }, progress: 100 } },
+      { id: ids[1]!, to: "FAILED", at: at(11), fields: { errorCode: "E1", errorDesc: "it broke", errorDetails: [{ path: "x" }] } },
+      // Written in capitals (as a client may type it in a URL): the same request.
+      { id: ids[2]!.toUpperCase(), to: "CANCELLED", at: at(12), fields: {} },
+    ]);
+    expect(done.get(ids[0]!)).toMatchObject({ status: "COMPLETED", finishedAt: at(10), updatedAt: at(10), result: { n: [1, 2] }, errorCode: null, errorDetails: [], progress: 100, priorStatus: "RUNNING" });
+    expect(done.get(ids[1]!)).toMatchObject({ status: "FAILED", finishedAt: at(11), result: null, errorCode: "E1", errorDesc: "it broke", errorDetails: [{ path: "x" }], progress: null });
+    expect(done.get(ids[2]!)).toMatchObject({ status: "CANCELLED", finishedAt: at(12), result: null, errorCode: null, errorDesc: null, errorDetails: [], progress: 40 });
+    // Nothing given is SQL NULL, not a JSON null.
+    const nulls = await db.sql.query<{ id: string; result_is_null: boolean }>(
+      "SELECT id, result IS NULL AS result_is_null FROM async_requests WHERE id = ANY ($1::uuid[]) ORDER BY id",
+      [ids],
+    );
+    expect(Object.fromEntries(nulls.map((row) => [row.id, row.result_is_null]))).toEqual({ [ids[0]!]: false, [ids[1]!]: true, [ids[2]!]: true });
+  });
+
   it("brings back every column but the input after the run: the finish and the callback's read", async () => {
     // The input can be as large as the body limit and is read only to run the request. What the
     // database sends back is recorded on its way through (the statements run on the real driver).
@@ -188,10 +215,26 @@ describe("PostgreSQL connections", () => {
   // conditions (a probe per key of the batch), never a sequential scan or a whole-index scan.
   const BIG_TABLES = new Set(["async_requests", "callback_attempts", "idempotency_keys", "tenants"]);
   type PlanNode = { "Node Type": string; "Relation Name"?: string; "Index Name"?: string; "Index Cond"?: string; Plans?: PlanNode[] };
+  const LEADING_COLUMN: Record<string, string> = {
+    async_requests_tenant_created_idx: "tenant_id",
+    async_requests_unfinished_updated_idx: "status",
+    async_requests_tenant_status_idx: "tenant_id",
+    async_requests_callback_idx: "callback_status",
+    async_requests_finished_idx: "finished_at",
+    callback_attempts_request_idx: "request_id",
+    idempotency_keys_created_idx: "created_at",
+  };
   const scansWithoutKeys = (node: PlanNode, out: string[] = []): string[] => {
     const type = node["Node Type"];
     if (type === "Seq Scan" && BIG_TABLES.has(node["Relation Name"] ?? "")) out.push(`Seq Scan on ${node["Relation Name"]}`);
     if (["Index Scan", "Index Only Scan", "Bitmap Index Scan"].includes(type) && !node["Index Cond"]) out.push(`${type} on ${node["Index Name"]} without an index condition`);
+    // A condition on status alone reads every row in that status (the partial index of unfinished
+    // requests holds the whole backlog), however few keys the batch has.
+    const columns = [...(node["Index Cond"] ?? "").matchAll(/\b([a-z_]+)\s*(?:=|<|>)/g)].map((match) => match[1]);
+    if (columns.length > 0 && columns.every((column) => column === "status")) out.push(`${type} on ${node["Index Name"]} by status alone`);
+    // A condition on a later column of an index (id in (tenant_id, created_at, id)) walks the whole index.
+    const leading = node["Index Name"] ? LEADING_COLUMN[node["Index Name"]] : undefined;
+    if (columns.length > 0 && leading && !columns.includes(leading)) out.push(`${type} on ${node["Index Name"]} without its leading column ${leading} (${node["Index Cond"]})`);
     for (const child of node.Plans ?? []) scansWithoutKeys(child, out);
     return out;
   };

@@ -16,6 +16,11 @@ import { asyncRequests, type AsyncRequestRow, type RequestWithoutInput } from ".
  * it reaches: `t.id = ANY (ARRAY(SELECT … FROM <batch>))` beside the join condition, which the
  * planner can only use as an index condition (a probe per key), or a LATERAL … LIMIT 1 probe.
  * test/db-requests.test.ts fails on a cached plan that scans one of these tables without keys.
+ *
+ * A status check beside such keys is written `(status IN (…)) IS TRUE`: the same rows, but not a
+ * condition an index can serve. Written plainly, it matches the partial index of unfinished
+ * requests, and a plan made on small tables ANDs that index with the key probe, so that every
+ * claim read the whole backlog's entries (10,000 QUEUED rows: a one-row claim 1.0 → 0.27 ms).
  */
 
 export type NewRequest = {
@@ -130,7 +135,7 @@ WHERE k.client_id = x.client_id AND k.key = x.key
 /** Takes back requests that were written but could not be enqueued (only those still QUEUED), with their keys. */
 const DISCARD = `
 WITH gone AS (
-  DELETE FROM async_requests WHERE id = ANY (ARRAY(SELECT value::uuid FROM jsonb_array_elements_text($1::text::jsonb))) AND status = 'QUEUED'
+  DELETE FROM async_requests WHERE id = ANY (ARRAY(SELECT value::uuid FROM jsonb_array_elements_text($1::text::jsonb))) AND (status = 'QUEUED') IS TRUE
   RETURNING id, tenant_id
 ),
 x AS (SELECT * FROM jsonb_to_recordset($2::text::jsonb) AS x(client_id text, key text, async_request_id uuid)),
@@ -157,7 +162,7 @@ WITH input AS (
 ),
 req AS (
   SELECT r.id, r.tenant_id, r.status, i.ord FROM async_requests r JOIN input i ON i.id = r.id
-  WHERE r.id = ANY (ARRAY(SELECT id FROM input)) AND r.status IN ('QUEUED', 'RUNNING')
+  WHERE r.id = ANY (ARRAY(SELECT id FROM input)) AND (r.status IN ('QUEUED', 'RUNNING')) IS TRUE
   ORDER BY r.id
   FOR UPDATE OF r
 ),
@@ -184,7 +189,7 @@ go AS (
 ),
 claimed AS (
   UPDATE async_requests r SET status = 'RUNNING', started_at = $3::timestamptz, runs = r.runs + 1, updated_at = $3::timestamptz
-  FROM go WHERE r.id = go.id AND r.id = ANY (ARRAY(SELECT id FROM go))
+  WHERE r.id = ANY (ARRAY(SELECT id FROM go))
   RETURNING r.*
 )
 SELECT req.id AS req_id, claimed.* FROM req LEFT JOIN claimed ON claimed.id = req.id`;
@@ -203,11 +208,15 @@ WHERE r.id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)::uuid)
 /**
  * Finishes a batch: each request to its final status if its current status allows it, opening
  * its first callback series (exactly once), and each tenant's counters move once for the batch.
+ * The update reaches its rows by `id = ANY` alone and looks each row's new values up by id (a
+ * jsonb object: a binary search per row). Joined to the batch on id, a plan made on small tables
+ * probed async_requests through whichever index has an id column, also one whose leading column
+ * the join does not give (tenant_id, created_at, id): a walk over the whole index per row.
  */
 const FINISH = `
-WITH input AS (
-  SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS x(id uuid, allowed text, status text, at timestamptz,
-    result jsonb, error_code text, error_desc text, error_details jsonb, progress int)
+WITH params AS (SELECT $1::text::jsonb AS batch),
+input AS (
+  SELECT * FROM jsonb_to_recordset((SELECT batch FROM params)) AS x(id uuid, allowed text)
 ),
 prev AS (
   SELECT r.id, r.tenant_id, r.status FROM async_requests r JOIN input i ON i.id = r.id
@@ -215,17 +224,26 @@ prev AS (
   ORDER BY r.id
   FOR UPDATE OF r
 ),
+lookup AS MATERIALIZED (
+  SELECT (SELECT jsonb_object_agg((e ->> 'id')::uuid::text, e) FROM jsonb_array_elements((SELECT batch FROM params)) e) AS fields,
+         (SELECT jsonb_object_agg(id::text, status) FROM prev) AS prior
+),
 done AS (
   UPDATE async_requests r SET
-    status = i.status, finished_at = i.at, updated_at = i.at,
-    result = i.result, error_code = i.error_code, error_desc = i.error_desc,
-    error_details = coalesce(i.error_details, '[]'::jsonb), progress = coalesce(i.progress, r.progress),
+    status = l.fields -> r.id::text ->> 'status',
+    finished_at = (l.fields -> r.id::text ->> 'at')::timestamptz,
+    updated_at = (l.fields -> r.id::text ->> 'at')::timestamptz,
+    result = nullif(l.fields -> r.id::text -> 'result', 'null'::jsonb),
+    error_code = l.fields -> r.id::text ->> 'error_code',
+    error_desc = l.fields -> r.id::text ->> 'error_desc',
+    error_details = coalesce(nullif(l.fields -> r.id::text -> 'error_details', 'null'::jsonb), '[]'::jsonb),
+    progress = coalesce((l.fields -> r.id::text ->> 'progress')::int, r.progress),
     callback_status = CASE WHEN r.callback_url IS NULL THEN NULL ELSE 'PENDING' END,
     callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END,
-    callback_updated_at = i.at
-  FROM prev p JOIN input i ON i.id = p.id
-  WHERE r.id = p.id AND r.id = ANY (ARRAY(SELECT id FROM prev))
-  RETURNING ${WITHOUT_INPUT("r")}, p.status AS prior_status
+    callback_updated_at = (l.fields -> r.id::text ->> 'at')::timestamptz
+  FROM lookup l
+  WHERE r.id = ANY (ARRAY(SELECT id FROM prev))
+  RETURNING ${WITHOUT_INPUT("r")}, l.prior ->> r.id::text AS prior_status
 ),
 deltas AS (
   SELECT tenant_id, count(*) FILTER (WHERE prior_status = 'QUEUED')::int AS q, count(*) FILTER (WHERE prior_status = 'RUNNING')::int AS rn
@@ -375,7 +393,7 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
     },
 
     async setProgress(id: string, percent: number, at: Date): Promise<void> {
-      await sql.query("UPDATE async_requests SET progress = $2, updated_at = $3 WHERE id = $1 AND status = 'RUNNING'", [id, percent, at.toISOString()]);
+      await sql.query("UPDATE async_requests SET progress = $2, updated_at = $3 WHERE id = $1 AND (status = 'RUNNING') IS TRUE", [id, percent, at.toISOString()]);
     },
 
     async getById(id: string): Promise<AsyncRequestRow | undefined> {
