@@ -209,7 +209,7 @@ WHERE r.id = ANY (ARRAY(SELECT jsonb_array_elements_text($1::text::jsonb)::uuid)
  * Finishes a batch: each request to its final status if its current status allows it, opening
  * its first callback series (exactly once), and each tenant's counters move once for the batch.
  * The update reaches its rows by `id = ANY` alone and looks each row's new values up by id (a
- * jsonb object: a binary search per row). Joined to the batch on id, a plan made on small tables
+ * jsonb object: a binary search per row, read as a record once). Joined to the batch on id, a plan made on small tables
  * probed async_requests through whichever index has an id column, also one whose leading column
  * the join does not give (tenant_id, created_at, id): a walk over the whole index per row.
  */
@@ -230,17 +230,12 @@ lookup AS MATERIALIZED (
 ),
 done AS (
   UPDATE async_requests r SET
-    status = l.fields -> r.id::text ->> 'status',
-    finished_at = (l.fields -> r.id::text ->> 'at')::timestamptz,
-    updated_at = (l.fields -> r.id::text ->> 'at')::timestamptz,
-    result = nullif(l.fields -> r.id::text -> 'result', 'null'::jsonb),
-    error_code = l.fields -> r.id::text ->> 'error_code',
-    error_desc = l.fields -> r.id::text ->> 'error_desc',
-    error_details = coalesce(nullif(l.fields -> r.id::text -> 'error_details', 'null'::jsonb), '[]'::jsonb),
-    progress = coalesce((l.fields -> r.id::text ->> 'progress')::int, r.progress),
+    (status, finished_at, updated_at, result, error_code, error_desc, error_details, progress, callback_updated_at) = (
+      SELECT v.status, v.at, v.at, v.result, v.error_code, v.error_desc, coalesce(v.error_details, '[]'::jsonb), coalesce(v.progress, r.progress), v.at
+      FROM jsonb_to_record(l.fields -> r.id::text) AS v(status text, at timestamptz, result jsonb, error_code text, error_desc text, error_details jsonb, progress int)
+    ),
     callback_status = CASE WHEN r.callback_url IS NULL THEN NULL ELSE 'PENDING' END,
-    callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END,
-    callback_updated_at = (l.fields -> r.id::text ->> 'at')::timestamptz
+    callback_series = CASE WHEN r.callback_url IS NULL THEN 0 ELSE 1 END
   FROM lookup l
   WHERE r.id = ANY (ARRAY(SELECT id FROM prev))
   RETURNING ${WITHOUT_INPUT("r")}, l.prior ->> r.id::text AS prior_status
