@@ -1,5 +1,6 @@
+import ipaddr from "ipaddr.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { checkOutboundUrl, createAddressPolicy } from "../src/infra/outbound/address-policy.js";
+import { checkOutboundUrl, createAddressPolicy, isIpAddress } from "../src/infra/outbound/address-policy.js";
 import { createOutboundClient, OutboundError } from "../src/infra/outbound/client.js";
 import { startDnsServer } from "./helpers/dns-server.js";
 import { startReceiver, type Receiver } from "./helpers/receiver.js";
@@ -85,6 +86,23 @@ describe("callback URL shape, checked at submit", () => {
     expect(checkOutboundUrl("https://example.com/hooks?x=1", policy)).toBeUndefined();
     expect(checkOutboundUrl("http://93.184.216.34:8080/hook", policy)).toBeUndefined();
     expect(checkOutboundUrl("http://localhost:3000/", policy)).toBeUndefined();
+  });
+
+  it("tells IP literals in every form from host names", () => {
+    for (const address of ["127.0.0.1", "2130706433", "017700000001", "0x7f000001", "0x7F.0x0.0x0.0x1", "127.1", "::1", "::ffff:127.0.0.1", "fe80::1%eth0"]) {
+      expect(isIpAddress(address), address).toBe(true);
+    }
+    for (const name of ["example.com", "localhost", "face.cafe", "0x7g.1", "1.2.3.4.5", "", "ab.cd"]) expect(isIpAddress(name), name).toBe(false);
+    // The same verdicts as ipaddr.isValid, on strings made of what addresses and names are made of.
+    const alphabet = "0123456789abcdefxgXz.:-%";
+    let seed = 7;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    for (let i = 0; i < 20_000; i++) {
+      const text = Array.from({ length: 1 + Math.floor(random() * 12) }, () => alphabet[Math.floor(random() * alphabet.length)]).join("");
+      expect(isIpAddress(text), text).toBe(ipaddr.isValid(text));
+    }
+    expect(policy.isIpLiteral("[::1]")).toBe(true);
+    expect(policy.isIpLiteral("hooks.example.com")).toBe(false);
   });
 
   it("lets an operator allow networks and hosts", () => {

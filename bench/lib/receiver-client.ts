@@ -32,7 +32,7 @@ export async function startReceiver() {
     child,
     origin,
     /** Where the services under test POST their callbacks. */
-    hookUrl: `${origin}/hook`,
+    hookUrl: `http://${config.callbackHost}:${port}/hook`,
     mode: (mode: "ok" | "fail" | "failFirst", options: { failAttempts?: number; track?: boolean } = {}) =>
       call<ReceiverStats>("POST", `${origin}/_bench/mode`, { body: { mode, track: false, ...options } }),
     reset: () => call<ReceiverStats>("POST", `${origin}/_bench/reset`, { body: {} }),

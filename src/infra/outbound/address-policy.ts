@@ -51,11 +51,23 @@ export function createAddressPolicy(allow: readonly string[]) {
     },
     /** Host names the operator allowed outright; their addresses are not checked. */
     hostAllowed: (hostname: string) => hosts.has(hostname.toLowerCase()),
-    isIpLiteral: (hostname: string) => ipaddr.isValid(hostname.replace(/^\[|\]$/g, "")),
+    isIpLiteral: (hostname: string) => isIpAddress(hostname.replace(/^\[|\]$/g, "")),
   };
 }
 
 const GLOBAL_UNICAST = ipaddr.IPv6.parse("2000::");
+
+/** Every character ipaddr.js's IPv4 parser accepts (decimal, octal and hex parts, dots). */
+const IPV4_CHARACTERS = /^[0-9a-fx.]+$/i;
+
+/**
+ * `ipaddr.isValid`, without its cost for host names: its IPv4 check builds and catches an Error
+ * for every string that is not an address (about 25 µs, once per submit and per attempt to a
+ * host name), so only strings made of an IPv4 address's characters go there.
+ */
+export function isIpAddress(text: string): boolean {
+  return ipaddr.IPv6.isValid(text) || (IPV4_CHARACTERS.test(text) && ipaddr.IPv4.isValid(text));
+}
 
 /** The IPv4 address an IPv6 one carries, by the transition form that carries it. */
 function embeddedIPv4(ip: ipaddr.IPv6): { form: string; ipv4: ipaddr.IPv4 } | undefined {
