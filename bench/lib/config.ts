@@ -65,9 +65,9 @@ export const config = {
   e2eMode: str("BENCH_E2E_MODE", "split") as "split" | "start",
   baselineJobs: num("BENCH_BASELINE_JOBS", 10_000),
   latencyRate: num("BENCH_LATENCY_RATE", 1000),
+  latencySeconds: num("BENCH_LATENCY_SECONDS", 10),
   /** The host in the callback URL every stack POSTs to (the receiver listens on 127.0.0.1): a name such as localhost puts a host name on the path, as receivers have. */
   callbackHost: str("BENCH_CALLBACK_HOST", "127.0.0.1"),
-  latencySeconds: num("BENCH_LATENCY_SECONDS", 10),
   // 4.–7.
   storm: num("BENCH_STORM", 20_000),
   retry: num("BENCH_RETRY", 10_000),

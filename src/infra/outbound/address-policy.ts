@@ -16,7 +16,7 @@ export function createAddressPolicy(allow: readonly string[]) {
   const hosts = new Set<string>();
   for (const entry of allow) {
     if (entry.includes("/")) networks.push(ipaddr.parseCIDR(entry));
-    else if (ipaddr.isValid(entry)) networks.push(ipaddr.parseCIDR(`${entry}/${ipaddr.parse(entry).kind() === "ipv4" ? 32 : 128}`));
+    else if (isIpAddress(entry)) networks.push(ipaddr.parseCIDR(`${entry}/${ipaddr.parse(entry).kind() === "ipv4" ? 32 : 128}`));
     else hosts.add(entry.toLowerCase());
   }
   const allowed = (ip: ipaddr.IPv4 | ipaddr.IPv6) => networks.some(([net, bits]) => net.kind() === ip.kind() && ip.match(net, bits));
