@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { eq, getTableColumns } from "drizzle-orm";
+import { getTableColumns } from "drizzle-orm";
 import { openDatabase, type Database } from "../src/db/client.js";
 import { lifecycleStatements } from "../src/db/lifecycle.js";
 import { retentionStatements } from "../src/db/retention.js";
 import { requestsRepository, type RequestsRepository } from "../src/db/requests.js";
 import { asyncRequests, tenants } from "../src/db/schema.js";
+import { tenantsRepository } from "../src/db/tenants.js";
 import { createTestDatabase, DB_KINDS, type TestDatabase } from "./helpers/db.js";
 
 describe.each(DB_KINDS)("requests repository on %s", (kind) => {
@@ -47,9 +48,10 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
 
   it("allows only the transitions of the state machine, and the tenant counters follow each one", async () => {
     const statements = lifecycleStatements(db.sql);
+    // The counters as the service reads them: the tenant row plus the changes not yet folded in.
     const counters = async () => {
-      const [row] = await db.db.select({ queued: tenants.queuedCount, running: tenants.runningCount }).from(tenants).where(eq(tenants.id, "other"));
-      return row;
+      const row = await tenantsRepository(db.db).get("other");
+      return row && { queued: row.queuedCount, running: row.runningCount };
     };
     const id = randomUUID();
     const inserted = await statements.insertWithinLimits(
@@ -73,6 +75,60 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect(await statements.claim(id, 10, at(6))).toEqual({ kind: "gone" });
     expect(await counters()).toEqual({ queued: 0, running: 0 });
   });
+
+  it("a finish appends its counter change without touching the tenant row; the next claim or submit folds it in", async () => {
+    const statements = lifecycleStatements(db.sql);
+    await db.db.insert(tenants).values({ id: "folding", name: "Folding tenant" });
+    const rowCounts = async () =>
+      (await db.sql.query<{ queued_count: number; running_count: number; changes: number }>(
+        "SELECT queued_count, running_count, (SELECT count(*)::int FROM tenant_counter_changes WHERE tenant_id = $1) AS changes FROM tenants WHERE id = $1",
+        ["folding"],
+      ))[0];
+    const counted = async () => {
+      const row = await tenantsRepository(db.db).get("folding");
+      return row && { queued: row.queuedCount, running: row.runningCount };
+    };
+    const request = (id: string) => ({ id, tenantId: "folding", createdBy: "tester", action: "echo", input: null, metadata: null, callbackUrl: null, createdAt: at(20) });
+    const [a, b, c, d] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    await statements.insertWithinLimits(statements.sql, [a, b, c].map(request), 10);
+    await statements.claim(a, 10, at(21));
+    await statements.claim(b, 10, at(21));
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 2, changes: 0 });
+
+    // A running request completes and a queued one is cancelled: the row stays, two changes wait.
+    await statements.finish(a, "COMPLETED", at(22), {});
+    await statements.finish(c, "CANCELLED", at(22), {});
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 2, changes: 2 });
+    expect(await counted()).toEqual({ queued: 0, running: 1 });
+    // A running limit of 2 counts the change: one slot is free, so the new request is claimed.
+    await statements.insertWithinLimits(statements.sql, [request(d)], 10);
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 0 }); // folded by the submit
+    expect(await statements.claim(d, 2, at(23))).toMatchObject({ kind: "claimed" });
+    expect(await rowCounts()).toEqual({ queued_count: 0, running_count: 2, changes: 0 });
+    await statements.finish(b, "FAILED", at(24), {});
+    expect(await counted()).toEqual({ queued: 0, running: 1 });
+    // Row plus changes agree with the table (other tenants here were written around the counters).
+    expect((await statements.reconcileCounters()).filter((fixed) => fixed.tenantId === "folding")).toEqual([]);
+  });
+
+  if (kind === "postgres") {
+    it("a finish does not wait for the tenant's lock, which claims and submits hold until they commit", async () => {
+      const statements = lifecycleStatements(db.sql);
+      await db.db.insert(tenants).values({ id: "locked", name: "Locked tenant" });
+      const id = randomUUID();
+      await statements.insertWithinLimits(statements.sql, [{ id, tenantId: "locked", createdBy: "tester", action: "echo", input: null, metadata: null, callbackUrl: null, createdAt: at(30) }], 10);
+      await statements.claim(id, 10, at(30));
+      // Another transaction holds the tenant row (as a claim or submit does until its commit);
+      // the finish runs on another connection meanwhile and must complete before it lets go.
+      const finished = await db.sql.transaction(async (tx) => {
+        await tx.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", ["locked"]);
+        return statements.finish(id, "COMPLETED", at(31), {});
+      });
+      expect(finished).toMatchObject({ status: "COMPLETED", priorStatus: "RUNNING" });
+      const row = await tenantsRepository(db.db).get("locked");
+      expect({ queued: row?.queuedCount, running: row?.runningCount }).toEqual({ queued: 0, running: 0 });
+    }, 10_000); // a finish that waits for the lock never ends: this timeout is the failure
+  }
 
   it("finishes a batch with each row's own values: result, errors, progress, and SQL NULL where none was given", async () => {
     const statements = lifecycleStatements(db.sql);

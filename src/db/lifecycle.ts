@@ -6,8 +6,11 @@ import { asyncRequests, type AsyncRequestRow, type RequestWithoutInput } from ".
 
 /**
  * The statements of the request life-cycle, each one round trip. Every change of status also
- * moves the tenant's counters (tenants.queued_count / running_count) in the same statement, so
- * the limits need neither a lock held across round trips nor a count(*). Batches travel as one
+ * moves the tenant's counters in the same statement, so the limits need neither a lock held
+ * across round trips nor a count(*): submits and claims, which can raise a count, lock the
+ * tenant row and update it; finishes, which only lower one, append their decrements to
+ * tenant_counter_changes without touching the tenant row, and the next submit or claim folds
+ * them in (LOCK_AND_FOLD), so a finish never waits for the tenant's lock. Batches travel as one
  * JSON parameter (jsonb_to_recordset): the statement text never changes, whatever the batch size,
  * and PostgreSQL and PGlite read it alike.
  *
@@ -77,6 +80,35 @@ export type AttemptRecord = {
 
 const json = (value: unknown) => JSON.stringify(value ?? null);
 
+/**
+ * Locks the tenants of `want` (in id order) and folds their pending counter changes (finishes'
+ * decrements, see tenant_counter_changes in schema.ts) into what the statement reads and writes:
+ * `counters` holds each locked tenant's limits, its current counts (row plus changes) and what
+ * was folded, which the statement's UPDATE of the tenant row must add. The changes are deleted
+ * only after the lock is held (their key array comes from `lock`), and the sums come from the
+ * DELETE's own rows: a change folded meanwhile by a statement that held the lock before us is
+ * skipped by our DELETE, and already in the row version our lock returned.
+ */
+const LOCK_AND_FOLD = `lock AS (
+  SELECT t.id, t.max_queued, t.max_concurrent, t.queued_count, t.running_count FROM tenants t
+  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM want))
+  ORDER BY t.id
+  FOR UPDATE OF t
+),
+folded AS (
+  DELETE FROM tenant_counter_changes c WHERE c.tenant_id = ANY (ARRAY(SELECT id FROM lock))
+  RETURNING c.tenant_id, c.queued, c.running
+),
+pending AS (
+  SELECT tenant_id, sum(queued)::int AS q, sum(running)::int AS r, count(*)::int AS n FROM folded GROUP BY tenant_id
+),
+counters AS (
+  SELECT l.id, l.max_queued, l.max_concurrent,
+         l.queued_count + coalesce(p.q, 0) AS queued, l.running_count + coalesce(p.r, 0) AS running,
+         coalesce(p.q, 0) AS fold_q, coalesce(p.r, 0) AS fold_r, coalesce(p.n, 0) AS folded
+  FROM lock l LEFT JOIN pending p ON p.tenant_id = l.id
+)`;
+
 const INSERT_WITHIN_LIMITS = `
 WITH input AS (
   SELECT x.*, row_number() OVER (PARTITION BY x.tenant_id ORDER BY x.ord) AS rank
@@ -84,16 +116,14 @@ WITH input AS (
        input jsonb, metadata jsonb, callback_url text, created_at timestamptz)
 ),
 want AS (SELECT tenant_id, count(*)::int AS n FROM input GROUP BY tenant_id),
+${LOCK_AND_FOLD},
 locked AS (
-  SELECT t.id, least(w.n, greatest(0, coalesce(t.max_queued, $2::int) - t.queued_count)) AS n
-  FROM tenants t JOIN want w ON w.tenant_id = t.id
-  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM want))
-  ORDER BY t.id
-  FOR UPDATE OF t
+  SELECT c.*, least(w.n, greatest(0, coalesce(c.max_queued, $2::int) - c.queued)) AS n
+  FROM counters c JOIN want w ON w.tenant_id = c.id
 ),
 admitted AS (
-  UPDATE tenants t SET queued_count = t.queued_count + l.n
-  FROM locked l WHERE t.id = l.id AND l.n > 0 AND t.id = ANY (ARRAY(SELECT id FROM locked))
+  UPDATE tenants t SET queued_count = t.queued_count + l.fold_q + l.n, running_count = t.running_count + l.fold_r
+  FROM locked l WHERE t.id = l.id AND (l.n > 0 OR l.folded > 0) AND t.id = ANY (ARRAY(SELECT id FROM locked))
   RETURNING t.id, l.n
 )
 INSERT INTO async_requests (id, tenant_id, created_by, action, status, input, metadata, callback_url, created_at, updated_at)
@@ -170,16 +200,14 @@ queued AS (
   SELECT id, tenant_id, row_number() OVER (PARTITION BY tenant_id ORDER BY ord) AS rank FROM req WHERE status = 'QUEUED'
 ),
 want AS (SELECT tenant_id, count(*)::int AS n FROM queued GROUP BY tenant_id),
+${LOCK_AND_FOLD},
 locked AS (
-  SELECT t.id, least(w.n, greatest(0, coalesce(t.max_concurrent, $2::int) - t.running_count)) AS n
-  FROM tenants t JOIN want w ON w.tenant_id = t.id
-  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM want))
-  ORDER BY t.id
-  FOR UPDATE OF t
+  SELECT c.*, least(w.n, greatest(0, coalesce(c.max_concurrent, $2::int) - c.running)) AS n
+  FROM counters c JOIN want w ON w.tenant_id = c.id
 ),
 slots AS (
-  UPDATE tenants t SET queued_count = t.queued_count - l.n, running_count = t.running_count + l.n
-  FROM locked l WHERE t.id = l.id AND l.n > 0 AND t.id = ANY (ARRAY(SELECT id FROM locked))
+  UPDATE tenants t SET queued_count = t.queued_count + l.fold_q - l.n, running_count = t.running_count + l.fold_r + l.n
+  FROM locked l WHERE t.id = l.id AND (l.n > 0 OR l.folded > 0) AND t.id = ANY (ARRAY(SELECT id FROM locked))
   RETURNING t.id, l.n
 ),
 go AS (
@@ -244,15 +272,9 @@ deltas AS (
   SELECT tenant_id, count(*) FILTER (WHERE prior_status = 'QUEUED')::int AS q, count(*) FILTER (WHERE prior_status = 'RUNNING')::int AS rn
   FROM done GROUP BY tenant_id
 ),
-locked AS (
-  SELECT t.id FROM tenants t JOIN deltas d ON d.tenant_id = t.id
-  WHERE t.id = ANY (ARRAY(SELECT tenant_id FROM deltas))
-  ORDER BY t.id FOR UPDATE OF t
-),
 counted AS (
-  UPDATE tenants t SET queued_count = t.queued_count - d.q, running_count = t.running_count - d.rn
-  FROM deltas d JOIN locked l ON l.id = d.tenant_id
-  WHERE t.id = d.tenant_id AND t.id = ANY (ARRAY(SELECT id FROM locked))
+  INSERT INTO tenant_counter_changes (tenant_id, queued, running)
+  SELECT tenant_id, -q, -rn FROM deltas WHERE q > 0 OR rn > 0
 )
 SELECT * FROM done`;
 
@@ -289,7 +311,10 @@ LEFT JOIN (
   SELECT tenant_id, count(*) FILTER (WHERE status = 'QUEUED')::int AS queued, count(*) FILTER (WHERE status = 'RUNNING')::int AS running
   FROM async_requests WHERE status IN ('QUEUED', 'RUNNING') GROUP BY tenant_id
 ) c ON c.tenant_id = t.id
-WHERE t.queued_count <> coalesce(c.queued, 0) OR t.running_count <> coalesce(c.running, 0)`;
+LEFT JOIN (
+  SELECT tenant_id, sum(queued)::int AS queued, sum(running)::int AS running FROM tenant_counter_changes GROUP BY tenant_id
+) p ON p.tenant_id = t.id
+WHERE t.queued_count + coalesce(p.queued, 0) <> coalesce(c.queued, 0) OR t.running_count + coalesce(p.running, 0) <> coalesce(c.running, 0)`;
 
 export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) => Promise<T>): Promise<T> }) {
   return {
@@ -440,14 +465,18 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
             "SELECT queued_count, running_count FROM tenants WHERE id = $1 FOR UPDATE",
             [id],
           );
-          const [after] = await tx.query<{ queued_count: number; running_count: number }>(
-            `UPDATE tenants SET
+          // The tenant's pending changes are folded away too: the counts replace row and changes alike.
+          const [after] = await tx.query<{ queued_count: number; running_count: number; fold_q: number; fold_r: number }>(
+            `WITH folded AS (DELETE FROM tenant_counter_changes WHERE tenant_id = $1 RETURNING queued, running)
+             UPDATE tenants SET
                queued_count = (SELECT count(*) FROM async_requests WHERE tenant_id = $1 AND status = 'QUEUED'),
                running_count = (SELECT count(*) FROM async_requests WHERE tenant_id = $1 AND status = 'RUNNING')
-             WHERE id = $1 RETURNING queued_count, running_count`,
+             WHERE id = $1 RETURNING queued_count, running_count,
+               (SELECT coalesce(sum(queued), 0)::int FROM folded) AS fold_q, (SELECT coalesce(sum(running), 0)::int FROM folded) AS fold_r`,
             [id],
           );
-          return before && after ? { before, after } : undefined;
+          if (!before || !after) return undefined;
+          return { before: { queued_count: before.queued_count + after.fold_q, running_count: before.running_count + after.fold_r }, after };
         });
         if (change && (change.before.queued_count !== change.after.queued_count || change.before.running_count !== change.after.running_count)) {
           fixed.push({

@@ -21,6 +21,25 @@ export const tenants = pgTable("tenants", {
   runningCount: integer("running_count").notNull().default(0),
 });
 
+/**
+ * Decrements of a tenant's counters not yet added to its row: a finish (RUNNING or QUEUED → a
+ * final status) appends one here instead of updating the tenant row, so finishing never waits
+ * for the tenant's lock (held by claims and submits, each until its commit). A decrement can
+ * never let a limit be exceeded, so it can wait: the next claim or submit of the tenant, which
+ * holds the lock anyway, deletes its pending changes and adds them to the row in the same
+ * statement. A tenant's counters are its row plus its pending changes. No foreign key, on
+ * purpose: one would take a share lock on the tenant row.
+ */
+export const tenantCounterChanges = pgTable(
+  "tenant_counter_changes",
+  {
+    tenantId: text("tenant_id").notNull(),
+    queued: integer("queued").notNull(),
+    running: integer("running").notNull(),
+  },
+  (t) => [index("tenant_counter_changes_tenant_idx").on(t.tenantId)],
+);
+
 /** An API client of a tenant. `id` is the public client_id; the secret is kept only as a scrypt hash. */
 export const apiClients = pgTable(
   "api_clients",
