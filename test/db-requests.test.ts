@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { getTableColumns } from "drizzle-orm";
 import { openDatabase, type Database } from "../src/db/client.js";
@@ -89,24 +90,31 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
       return row && { queued: row.queuedCount, running: row.runningCount };
     };
     const request = (id: string) => ({ id, tenantId: "folding", createdBy: "tester", action: "echo", input: null, metadata: null, callbackUrl: null, createdAt: at(20) });
-    const [a, b, c, d] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-    await statements.insertWithinLimits(statements.sql, [a, b, c].map(request), 10);
+    const [a, b, c, d, e, f] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    await statements.insertWithinLimits(statements.sql, [a, b, c, e].map(request), 10);
     await statements.claim(a, 10, at(21));
     await statements.claim(b, 10, at(21));
-    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 2, changes: 0 });
+    expect(await rowCounts()).toEqual({ queued_count: 2, running_count: 2, changes: 0 });
 
     // A running request completes and a queued one is cancelled: the row stays, two changes wait.
     await statements.finish(a, "COMPLETED", at(22), {});
     await statements.finish(c, "CANCELLED", at(22), {});
-    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 2, changes: 2 });
-    expect(await counted()).toEqual({ queued: 0, running: 1 });
-    // A running limit of 2 counts the change: one slot is free, so the new request is claimed.
-    await statements.insertWithinLimits(statements.sql, [request(d)], 10);
-    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 0 }); // folded by the submit
-    expect(await statements.claim(d, 2, at(23))).toMatchObject({ kind: "claimed" });
+    expect(await rowCounts()).toEqual({ queued_count: 2, running_count: 2, changes: 2 });
+    expect(await counted()).toEqual({ queued: 1, running: 1 });
+    // The claim folds them: with a running limit of 2, the row alone (2 running) would refuse it.
+    expect(await statements.claim(e, 2, at(23))).toMatchObject({ kind: "claimed" });
     expect(await rowCounts()).toEqual({ queued_count: 0, running_count: 2, changes: 0 });
+
+    // The submit folds them too, and counts them against the queued limit.
     await statements.finish(b, "FAILED", at(24), {});
-    expect(await counted()).toEqual({ queued: 0, running: 1 });
+    await statements.insertWithinLimits(statements.sql, [request(d)], 10);
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 0 });
+    await statements.finish(d, "CANCELLED", at(25), {});
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 1 });
+    // A queued limit of 1: the row alone (1 queued) would refuse it, the pending change frees it.
+    expect([...(await statements.insertWithinLimits(statements.sql, [request(f)], 1))]).toEqual([f]);
+    expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 0 });
+    expect(await counted()).toEqual({ queued: 1, running: 1 });
     // Row plus changes agree with the table (other tenants here were written around the counters).
     expect((await statements.reconcileCounters()).filter((fixed) => fixed.tenantId === "folding")).toEqual([]);
   });
@@ -119,15 +127,26 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
       await statements.insertWithinLimits(statements.sql, [{ id, tenantId: "locked", createdBy: "tester", action: "echo", input: null, metadata: null, callbackUrl: null, createdAt: at(30) }], 10);
       await statements.claim(id, 10, at(30));
       // Another transaction holds the tenant row (as a claim or submit does until its commit);
-      // the finish runs on another connection meanwhile and must complete before it lets go.
-      const finished = await db.sql.transaction(async (tx) => {
-        await tx.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", ["locked"]);
-        return statements.finish(id, "COMPLETED", at(31), {});
-      });
-      expect(finished).toMatchObject({ status: "COMPLETED", priorStatus: "RUNNING" });
+      // the finish runs meanwhile on a connection of its own that gives up on any lock after 2 s.
+      const own = new pg.Client({ connectionString: db.url });
+      await own.connect();
+      try {
+        await own.query("SET lock_timeout = '2s'");
+        const onOwn = lifecycleStatements({
+          query: async (text, params) => (await own.query(text, params)).rows,
+          transaction: () => Promise.reject(new Error("not used here")),
+        });
+        const finished = await db.sql.transaction(async (tx) => {
+          await tx.query("SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE", ["locked"]);
+          return onOwn.finish(id, "COMPLETED", at(31), {}); // waiting for the lock: "canceling statement due to lock timeout"
+        });
+        expect(finished).toMatchObject({ status: "COMPLETED", priorStatus: "RUNNING" });
+      } finally {
+        await own.end();
+      }
       const row = await tenantsRepository(db.db).get("locked");
       expect({ queued: row?.queuedCount, running: row?.runningCount }).toEqual({ queued: 0, running: 0 });
-    }, 10_000); // a finish that waits for the lock never ends: this timeout is the failure
+    });
   }
 
   it("finishes a batch with each row's own values: result, errors, progress, and SQL NULL where none was given", async () => {
@@ -269,7 +288,7 @@ describe("PostgreSQL connections", () => {
   // one generic plan for each instead of planning every run. That plan is made once, perhaps on
   // empty tables, and kept while they grow: it must reach the big tables only through index
   // conditions (a probe per key of the batch), never a sequential scan or a whole-index scan.
-  const BIG_TABLES = new Set(["async_requests", "callback_attempts", "idempotency_keys", "tenants"]);
+  const BIG_TABLES = new Set(["async_requests", "callback_attempts", "idempotency_keys", "tenants", "tenant_counter_changes"]);
   type PlanNode = { "Node Type": string; "Relation Name"?: string; "Index Name"?: string; "Index Cond"?: string; Plans?: PlanNode[] };
   /** Each index's first column, read from the database (so a new index is checked too). */
   const leadingColumns = async (db: Database): Promise<Map<string, string>> => {

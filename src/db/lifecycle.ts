@@ -454,7 +454,9 @@ export function lifecycleStatements(sql: Sql & { transaction<T>(work: (tx: Sql) 
     /**
      * Sets each drifted tenant's counters from the table. The tenant row is locked first, then
      * counted in a new statement (a new snapshot): every transition that committed before is
-     * counted, and every one still running waits for the lock and applies its change after.
+     * counted, and a submit or claim still running waits for the lock and applies its change
+     * after. A finish takes no lock: it writes its status and its pending change in one commit,
+     * so the counting statement sees both (and deletes the change) or neither (the change stays).
      */
     async reconcileCounters(): Promise<{ tenantId: string; queued: number; running: number; wasQueued: number; wasRunning: number }[]> {
       const drifted = await sql.query<{ id: string }>(COUNTER_DRIFT);

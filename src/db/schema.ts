@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
+import { bigint, boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uuid } from "drizzle-orm/pg-core";
 import type { CallbackStatus } from "../shared/callbacks.js";
 import type { AsyncRequestStatus } from "../shared/status.js";
 
@@ -28,11 +28,13 @@ export const tenants = pgTable("tenants", {
  * never let a limit be exceeded, so it can wait: the next claim or submit of the tenant, which
  * holds the lock anyway, deletes its pending changes and adds them to the row in the same
  * statement. A tenant's counters are its row plus its pending changes. No foreign key, on
- * purpose: one would take a share lock on the tenant row.
+ * purpose: one would take a share lock on the tenant row. The primary key is there for logical
+ * replication (a publication of all tables refuses DELETEs on a table without one).
  */
 export const tenantCounterChanges = pgTable(
   "tenant_counter_changes",
   {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
     tenantId: text("tenant_id").notNull(),
     queued: integer("queued").notNull(),
     running: integer("running").notNull(),
