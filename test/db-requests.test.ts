@@ -115,6 +115,12 @@ describe.each(DB_KINDS)("requests repository on %s", (kind) => {
     expect([...(await statements.insertWithinLimits(statements.sql, [request(f)], 1))]).toEqual([f]);
     expect(await rowCounts()).toEqual({ queued_count: 1, running_count: 1, changes: 0 });
     expect(await counted()).toEqual({ queued: 1, running: 1 });
+    // Taking back a request that could not be enqueued lowers the count the same way.
+    const g = randomUUID();
+    await statements.insertWithinLimits(statements.sql, [request(g)], 10);
+    expect([...(await statements.discard([g], []))]).toEqual([g]);
+    expect(await rowCounts()).toEqual({ queued_count: 2, running_count: 1, changes: 1 });
+    expect(await counted()).toEqual({ queued: 1, running: 1 });
     // Row plus changes agree with the table (other tenants here were written around the counters).
     expect((await statements.reconcileCounters()).filter((fixed) => fixed.tenantId === "folding")).toEqual([]);
   });

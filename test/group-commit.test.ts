@@ -1,5 +1,6 @@
 import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tenantsRepository } from "../src/db/tenants.js";
 import { REDIS_URL } from "./helpers/redis.js";
 import { jsonBody, startTestRuntime, type TestRuntime } from "./helpers/runtime.js";
 
@@ -46,8 +47,8 @@ describe("group commit on submit", () => {
   };
   const rowsOf = async (tenantId: string) =>
     (await rt.db.sql.query<{ n: number }>("select count(*)::int as n from async_requests where tenant_id = $1", [tenantId]))[0]!.n;
-  const counters = async (tenantId: string) =>
-    (await rt.db.sql.query<{ queued_count: number }>("select queued_count from tenants where id = $1", [tenantId]))[0]!.queued_count;
+  // The tenant's queued count as the service reads it: its row plus the changes not yet folded in.
+  const counters = async (tenantId: string) => (await tenantsRepository(rt.db.db).get(tenantId))!.queuedCount;
   const jobsOf = async () => (await rt.services.admin.queueStats()).jobs;
 
   it("a batch whose INSERT fails answers every caller 503 with Retry-After, and leaves no row, no job, no counted slot", async () => {

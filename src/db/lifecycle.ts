@@ -176,8 +176,8 @@ keys AS (
 ),
 counts AS (SELECT tenant_id, count(*)::int AS n FROM gone GROUP BY tenant_id),
 counted AS (
-  UPDATE tenants t SET queued_count = t.queued_count - g.n
-  FROM counts g WHERE t.id = g.tenant_id AND t.id = ANY (ARRAY(SELECT tenant_id FROM counts))
+  -- A decrement, like a finish's: appended, so it takes no tenant lock (and cannot deadlock with a fold).
+  INSERT INTO tenant_counter_changes (tenant_id, queued, running) SELECT tenant_id, -n, 0 FROM counts
 )
 SELECT id FROM gone`;
 
