@@ -8,9 +8,10 @@ import { asyncRequests, type AsyncRequestRow, type RequestWithoutInput } from ".
  * The statements of the request life-cycle, each one round trip. Every change of status also
  * moves the tenant's counters in the same statement, so the limits need neither a lock held
  * across round trips nor a count(*): submits and claims, which can raise a count, lock the
- * tenant row and update it; finishes, which only lower one, append their decrements to
- * tenant_counter_changes without touching the tenant row, and the next submit or claim folds
- * them in (LOCK_AND_FOLD), so a finish never waits for the tenant's lock. Batches travel as one
+ * tenant row and update it; finishes and take-backs (DISCARD), which only lower one, append
+ * their decrements to tenant_counter_changes without touching the tenant row, and the next
+ * submit or claim folds them in (LOCK_AND_FOLD), so a finish never waits for the tenant's
+ * lock. Batches travel as one
  * JSON parameter (jsonb_to_recordset): the statement text never changes, whatever the batch size,
  * and PostgreSQL and PGlite read it alike.
  *
@@ -81,8 +82,8 @@ export type AttemptRecord = {
 const json = (value: unknown) => JSON.stringify(value ?? null);
 
 /**
- * Locks the tenants of `want` (in id order) and folds their pending counter changes (finishes'
- * decrements, see tenant_counter_changes in schema.ts) into what the statement reads and writes:
+ * Locks the tenants of `want` (in id order) and folds their pending counter changes (the
+ * decrements of finishes and take-backs, see tenant_counter_changes in schema.ts) into what the statement reads and writes:
  * `counters` holds each locked tenant's limits, its current counts (row plus changes) and what
  * was folded, which the statement's UPDATE of the tenant row must add. The changes are deleted
  * only after the lock is held (their key array comes from `lock`), and the sums come from the

@@ -23,9 +23,10 @@ export const tenants = pgTable("tenants", {
 
 /**
  * Decrements of a tenant's counters not yet added to its row: a finish (RUNNING or QUEUED → a
- * final status) appends one here instead of updating the tenant row, so finishing never waits
- * for the tenant's lock (held by claims and submits, each until its commit). A decrement can
- * never let a limit be exceeded, so it can wait: the next claim or submit of the tenant, which
+ * final status), or the take-back of requests that could not be enqueued, appends one here
+ * instead of updating the tenant row, so neither ever waits for the tenant's lock (held by
+ * claims and submits, each until its commit). A decrement can never let a limit be exceeded,
+ * so it can wait: the next claim or submit of the tenant, which
  * holds the lock anyway, deletes its pending changes and adds them to the row in the same
  * statement. A tenant's counters are its row plus its pending changes. No foreign key, on
  * purpose: one would take a share lock on the tenant row. The primary key is there for logical
