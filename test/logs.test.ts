@@ -94,4 +94,26 @@ describe("one log line per HTTP request, action run and delivery attempt", { tim
     expect(logs.text).toContain("[redacted]");
     expect(logs.text).not.toContain(secret);
   });
+
+  it("redacts nested secrets wherever a line carries them: each field, child bindings, errors; leaves the rest of the line alone", () => {
+    const logs = new CapturedLogs();
+    const logger = createLogger("info", logs);
+    const secret = "never-print-4712";
+    const failed = Object.assign(new Error("upstream said no"), { headers: { authorization: `Bearer ${secret}1` }, secret: `${secret}2` });
+    const cause = Object.assign(new Error("the cause"), { password: `${secret}3` });
+    logger.child({ client: { webhookSecret: `${secret}4` }, tenant: "t1" }).info({ err: failed, cause, ids: { requestId: "r1" } }, "an error with secrets");
+    // The common line, nothing nested to redact: written as it is.
+    logger.info({ asyncRequestId: "a1", durationMs: 3, outcome: { status: "COMPLETED" } }, "action run");
+    const [first, second] = logs.lines.map((line) => JSON.parse(line) as Record<string, any>);
+    expect(logs.text).not.toContain(secret);
+    expect(first).toMatchObject({
+      tenant: "t1",
+      client: { webhookSecret: "[redacted]" },
+      err: { message: "upstream said no", headers: { authorization: "[redacted]" }, secret: "[redacted]" },
+      cause: { password: "[redacted]" },
+      ids: { requestId: "r1" },
+    });
+    expect(first!.err.stack).toContain("upstream said no");
+    expect(second).toMatchObject({ asyncRequestId: "a1", durationMs: 3, outcome: { status: "COMPLETED" }, msg: "action run" });
+  });
 });

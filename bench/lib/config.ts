@@ -89,6 +89,8 @@ export const config = {
   callbackConcurrency: num("BENCH_CALLBACK_CONCURRENCY", 100),
   /** Keep the child processes' logs (they are deleted after a successful run). */
   keepLogs: process.env.BENCH_KEEP_LOGS === "1",
+  /** Ricochet's LOG_LEVEL (`info`, its default, writes three lines per request). */
+  logLevel: str("BENCH_LOG_LEVEL", "warn"),
 };
 
 export type BenchConfig = typeof config;

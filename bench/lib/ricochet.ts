@@ -55,7 +55,7 @@ export async function startRicochet(name: string, options: RicochetOptions) {
     OUTBOUND_ALLOW: "127.0.0.1/32",
     DEFAULT_MAX_CONCURRENT: "100000",
     DEFAULT_MAX_QUEUED: "10000000",
-    LOG_LEVEL: "warn",
+    LOG_LEVEL: config.logLevel,
     WORKER_CONCURRENCY: String(config.workerConcurrency),
     CALLBACK_CONCURRENCY: String(config.callbackConcurrency),
     // The bench stops processes with work still queued; it need not wait for it.
