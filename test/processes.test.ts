@@ -1,4 +1,6 @@
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eq } from "drizzle-orm";
@@ -6,7 +8,7 @@ import { redisAnswers, redisServerPid, startManagedRedis } from "../src/infra/ma
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { asyncRequests } from "../src/db/schema.js";
 import { runCli, spawnRicochet, type RicochetProcess } from "./helpers/process.js";
-import { freePort, startPrivateRedis } from "./helpers/redis.js";
+import { deleteKeys, freePort, REDIS_URL, startPrivateRedis, uniquePrefix } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type AsyncRequestJson, type TestRuntime } from "./helpers/runtime.js";
 
 describe("API and worker in separate processes", { timeout: 90_000 }, () => {
@@ -201,6 +203,25 @@ describe("start-up refusals", { timeout: 60_000 }, () => {
     expect(proc.output()).toMatch(/PORT: .*number/);
     expect(proc.output()).toMatch(/WORKER_CONCURRENCY: .*>=1/);
     expect(proc.output()).not.toContain("not-a-port"); // values are never echoed: they may be secrets
+  });
+
+  it("exits when its port is taken, naming the variable to change, without a stack trace", async () => {
+    const taken = createServer();
+    await new Promise<void>((listening) => taken.listen(0, "127.0.0.1", listening));
+    const port = (taken.address() as AddressInfo).port;
+    const prefix = uniquePrefix();
+    try {
+      const secrets = { SECRETS_KEY: randomBytes(32).toString("base64"), ADMIN_TOKEN: randomBytes(24).toString("hex") };
+      const proc = spawnRicochet("api", { ...secrets, PORT: String(port), HOST: "127.0.0.1", REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: "memory://", DATABASE_URL: "" });
+      const exit = await proc.exited;
+      expect(exit.code).toBe(1);
+      expect(proc.output()).toContain(`cannot listen on 127.0.0.1:${port}: the address is in use; set PORT to a free port`);
+      expect(proc.output()).toContain('"msg":"stopped"');
+      expect(proc.output()).not.toMatch(/\n\s+at /); // no stack trace
+    } finally {
+      taken.close();
+      await deleteKeys(prefix);
+    }
   });
 
   it("exits with instructions when Redis is unreachable", async () => {

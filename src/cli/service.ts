@@ -67,16 +67,26 @@ export async function runService(mode: string): Promise<void> {
       )
     : undefined;
   if (!runtime.app) logger.info({ mode, database: runtime.database.kind }, "ricochet worker started");
+  // The port is taken (or not ours to take): say which variable to change, then stop what started.
+  server?.once("error", (error: NodeJS.ErrnoException) => {
+    const variable = runtime.app ? "PORT" : "METRICS_PORT";
+    const where = `${config.host}:${port}`;
+    logger.fatal(
+      { code: error.code, host: config.host, port },
+      error.code === "EADDRINUSE" ? `cannot listen on ${where}: the address is in use; set ${variable} to a free port` : `cannot listen on ${where} (${variable}): ${error.message}`,
+    );
+    shutdownOrExit("listen failed", 1);
+  });
 
   let stopping = false;
-  const shutdown = async (signal: string) => {
+  const shutdown = async (signal: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
     // 1. Readiness answers 503, long-polls answer and event streams end (clients reconnect
     //    elsewhere); the API keeps serving for SHUTDOWN_DELAY so load balancers can notice.
     runtime.beginShutdown();
     logger.info({ signal, delayMs: config.shutdownDelayMs }, "shutting down: readiness is 503; draining");
-    if (config.shutdownDelayMs > 0) await new Promise((done) => setTimeout(done, config.shutdownDelayMs));
+    if (exitCode === 0 && config.shutdownDelayMs > 0) await new Promise((done) => setTimeout(done, config.shutdownDelayMs));
     // 2. Together, within one SHUTDOWN_TIMEOUT: no new connections, requests in flight finish
     //    (idle keep-alive connections close now, anything still open at the deadline is cut); the
     //    workers (paused since step 1) let active jobs finish, then release them (they run again
@@ -92,10 +102,10 @@ export async function runService(mode: string): Promise<void> {
     await runtime.close();
     await managedRedis?.stop();
     logger.info("stopped");
-    process.exit(0);
+    process.exit(exitCode);
   };
-  const shutdownOrExit = (signal: string) =>
-    void shutdown(signal).catch((error: unknown) => {
+  const shutdownOrExit = (signal: string, exitCode = 0) =>
+    void shutdown(signal, exitCode).catch((error: unknown) => {
       logger.error({ err: error }, "shutdown failed");
       process.exit(1);
     });
