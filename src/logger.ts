@@ -48,7 +48,7 @@ type Fields = Record<string, unknown>;
 const isObject = (value: unknown): value is Fields => typeof value === "object" && value !== null;
 
 /** Whether an object has a secret key, or headers with a secret header: what a nested path would redact in it. */
-export function holdsSecret(value: Fields): boolean {
+function holdsSecret(value: Fields): boolean {
   for (const name of SECRET_KEYS) if (name in value) return true;
   const headers = value.headers;
   if (isObject(headers)) for (const name of HEADER_KEYS) if (name in headers) return true;
@@ -57,13 +57,15 @@ export function holdsSecret(value: Fields): boolean {
 
 /** A line's fields, with the secrets of the objects among them redacted (a copy, only if there are any). */
 function withoutNestedSecrets(fields: Fields): Fields {
+  // An error under `err` is checked once serialized (withoutParameters): a copy of it would lose
+  // its message and stack. Anything else there (a plain object) is checked like any field.
+  const error = fields.err instanceof Error ? fields.err : undefined;
   for (const name in fields) {
     const value = fields[name];
-    // `err` is checked once serialized (withoutParameters): a copy of an error would lose its message and stack.
-    if (name !== "err" && isObject(value) && holdsSecret(value)) {
+    if (isObject(value) && (value as unknown) !== error && holdsSecret(value)) {
+      if (!error) return redactNested(fields) as Fields;
       const { err, ...rest } = fields;
-      const redacted = redactNested(rest) as Fields;
-      return err === undefined ? redacted : { ...redacted, err };
+      return { ...(redactNested(rest) as Fields), err };
     }
   }
   return fields;

@@ -102,9 +102,11 @@ describe("one log line per HTTP request, action run and delivery attempt", { tim
     const failed = Object.assign(new Error("upstream said no"), { headers: { authorization: `Bearer ${secret}1` }, secret: `${secret}2` });
     const cause = Object.assign(new Error("the cause"), { password: `${secret}3` });
     logger.child({ client: { webhookSecret: `${secret}4` }, tenant: "t1" }).info({ err: failed, cause, ids: { requestId: "r1" } }, "an error with secrets");
+    // Something that is not an error under `err` is still checked.
+    logger.warn({ err: { headers: { cookie: `${secret}5` } } }, "an error-like object");
     // The common line, nothing nested to redact: written as it is.
     logger.info({ asyncRequestId: "a1", durationMs: 3, outcome: { status: "COMPLETED" } }, "action run");
-    const [first, second] = logs.lines.map((line) => JSON.parse(line) as Record<string, any>);
+    const [first, errorLike, second] = logs.lines.map((line) => JSON.parse(line) as Record<string, any>);
     expect(logs.text).not.toContain(secret);
     expect(first).toMatchObject({
       tenant: "t1",
@@ -114,6 +116,7 @@ describe("one log line per HTTP request, action run and delivery attempt", { tim
       ids: { requestId: "r1" },
     });
     expect(first!.err.stack).toContain("upstream said no");
+    expect(errorLike).toMatchObject({ err: { headers: { cookie: "[redacted]" } } });
     expect(second).toMatchObject({ asyncRequestId: "a1", durationMs: 3, outcome: { status: "COMPLETED" }, msg: "action run" });
   });
 });
