@@ -67,20 +67,6 @@ export async function runService(mode: string): Promise<void> {
       )
     : undefined;
   if (!runtime.app) logger.info({ mode, database: runtime.database.kind }, "ricochet worker started");
-  // The port is taken (or not ours to take): say which variable to change, then stop what started.
-  // Any later error of the server itself (none is expected) stops the process the same way.
-  server?.once("error", (error: NodeJS.ErrnoException) => {
-    const variable = runtime.app ? "PORT" : "METRICS_PORT";
-    const where = `${config.host}:${port}`;
-    const message =
-      error.syscall !== "listen"
-        ? `the HTTP server on ${where} failed: ${error.message}`
-        : error.code === "EADDRINUSE"
-          ? `cannot listen on ${where}: the address is in use; set ${variable} to a free port`
-          : `cannot listen on ${where} (${variable}): ${error.message}`;
-    logger.fatal({ code: error.code, host: config.host, port }, message);
-    shutdownOrExit("server error", 1);
-  });
 
   let stopping = false;
   const shutdown = async (signal: string, exitCode: number) => {
@@ -115,6 +101,21 @@ export async function runService(mode: string): Promise<void> {
     });
   process.on("SIGTERM", () => shutdownOrExit("SIGTERM"));
   process.on("SIGINT", () => shutdownOrExit("SIGINT"));
+
+  // The port is taken (or not ours to take): say which variable to change, then stop what started.
+  // Any later error of the server itself (none is expected) stops the process the same way.
+  server?.once("error", (error: NodeJS.ErrnoException) => {
+    const variable = runtime.app ? "PORT" : "METRICS_PORT";
+    const where = `${config.host}:${port}`;
+    const message =
+      error.syscall !== "listen"
+        ? `the HTTP server on ${where} failed: ${error.message}`
+        : error.code === "EADDRINUSE"
+          ? `cannot listen on ${where}: the address is in use; set ${variable} to a free port`
+          : `cannot listen on ${where} (${variable}): ${error.message}`;
+    logger.fatal({ code: error.code, host: config.host, port }, message);
+    shutdownOrExit("server error", 1);
+  });
 }
 
 export function runServiceOrExit(mode: string): void {
