@@ -30,7 +30,7 @@ export type Results = {
   storm?: Delivery & { redelivered: number; setupComplete: boolean };
   retry?: { measured: number; complete: boolean; dueWindowSeconds: number; peakDuePerSecond: number; latenessAtReceiverMs: { p50: number; p99: number; max: number }; dueDuringSetup?: { n: number; latenessAtReceiverMs: { p99: number } } };
   redis?: { pending: number; complete: boolean; bytesPerPending: number };
-  long?: Delivery & { startMb: number; midMb: number; endMb: number; secondQuarterFloorMb: number; lastQuarterFloorMb: number; secondQuarterPeakMb: number; lastQuarterPeakMb: number; flat: boolean };
+  long?: Delivery & { startMb: number; midMb: number; endMb: number; secondQuarterMedianMb: number; lastQuarterMedianMb: number; secondQuarterFloorMb: number; lastQuarterFloorMb: number; secondQuarterPeakMb: number; lastQuarterPeakMb: number; flat: boolean };
   pglite?: { submit: ClosedLoopResult; endToEnd: Delivery };
   scale?: {
     cores: number;
@@ -169,7 +169,7 @@ export function summaryRows(r: Results): Row[] {
   }
   if (r.long) {
     const l = r.long;
-    rows.push({ what: `worker RSS over ${n(l.delivered)} deliveries${l.complete ? "" : ` (of ${n(l.requested)} asked: stopped at the time limit)`}, ${n(l.seconds)} s at ${n(l.deliveriesPerSecond)}/s`, ricochet: `start ${l.startMb} / mid ${l.midMb} / end ${l.endMb} MB; floor of 2nd quarter ${l.secondQuarterFloorMb}, of last ${l.lastQuarterFloorMb} MB (peaks ${l.secondQuarterPeakMb}, ${l.lastQuarterPeakMb} MB)`, baseline: "—", ratio: "—", target: "flat", met: mark(l.flat) });
+    rows.push({ what: `worker RSS over ${n(l.delivered)} deliveries${l.complete ? "" : ` (of ${n(l.requested)} asked: stopped at the time limit)`}, ${n(l.seconds)} s at ${n(l.deliveriesPerSecond)}/s`, ricochet: `start ${l.startMb} / mid ${l.midMb} / end ${l.endMb} MB; median of 2nd quarter ${l.secondQuarterMedianMb}, of last ${l.lastQuarterMedianMb} MB (floors ${l.secondQuarterFloorMb}, ${l.lastQuarterFloorMb}; peaks ${l.secondQuarterPeakMb}, ${l.lastQuarterPeakMb} MB)`, baseline: "—", ratio: "—", target: "flat", met: mark(l.flat) });
   }
   if (r.pglite) {
     rows.push({ what: "PGlite, `start` mode: submit at saturation", ricochet: closed(r.pglite.submit), baseline: "—", ratio: "—", target: "—", met: "—" });

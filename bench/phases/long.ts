@@ -14,34 +14,40 @@ import { round } from "../lib/stats.js";
 export type RssSample = { seconds: number; delivered: number; rssMb: number };
 
 /**
- * Flat: the lowest RSS of the last quarter of the run is at most 10 % (or 16 MB, whichever is
- * larger) above the lowest of the second quarter. A leak is memory that survives collection, so
- * it raises the floor the samples fall back to after each collection; the peaks are where the
- * collector happened to run, and V8 lets the heap grow by different amounts between collections
- * at the same load (a run on 2 × AMD EPYC sawed between 188 and 281 MB with its floor flat, and
- * its last quarter's peak 51 MB above its second's). The first quarter may grow (JIT, pools and
- * caches warm up). Peaks are reported beside the floors.
+ * Flat: the median RSS of the last quarter of the run is at most 10 % (or 16 MB, whichever is
+ * larger) above the median of the second quarter. The garbage collector makes RSS saw between a
+ * floor and a peak, and both move with its timing: on 2 × AMD EPYC one run's peaks went from
+ * 222 to 273 MB between those quarters and another's floors from 200 to 221 MB, neither heap
+ * growing. A quarter's median stands for its whole sawtooth, and a leak raises it like
+ * everything else. The first quarter may grow (JIT, pools and caches warm up). Floors and peaks
+ * are reported beside.
  */
 export function judgeFlat(samples: RssSample[]) {
   const at = (fraction: number) => samples[Math.min(samples.length - 1, Math.floor(fraction * (samples.length - 1)))]!;
   const quarter = (from: number, to: number) =>
-    samples.slice(Math.floor(from * samples.length), Math.max(Math.floor(from * samples.length) + 1, Math.ceil(to * samples.length))).map((sample) => sample.rssMb);
+    samples
+      .slice(Math.floor(from * samples.length), Math.max(Math.floor(from * samples.length) + 1, Math.ceil(to * samples.length)))
+      .map((sample) => sample.rssMb)
+      .sort((a, b) => a - b);
+  const median = (sorted: number[]) => (sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2);
   const second = quarter(0.25, 0.5);
   const last = quarter(0.75, 1);
-  const secondQuarterFloorMb = Math.min(...second);
-  const lastQuarterFloorMb = Math.min(...last);
-  const allowedMb = Math.max(0.1 * secondQuarterFloorMb, 16);
+  const secondQuarterMedianMb = round(median(second));
+  const lastQuarterMedianMb = round(median(last));
+  const allowedMb = Math.max(0.1 * secondQuarterMedianMb, 16);
   return {
     startMb: at(0).rssMb,
     midMb: at(0.5).rssMb,
     endMb: at(1).rssMb,
     maxMb: samples.reduce((max, sample) => Math.max(max, sample.rssMb), 0),
-    secondQuarterFloorMb,
-    lastQuarterFloorMb,
-    secondQuarterPeakMb: Math.max(...second),
-    lastQuarterPeakMb: Math.max(...last),
+    secondQuarterMedianMb,
+    lastQuarterMedianMb,
+    secondQuarterFloorMb: second[0]!,
+    lastQuarterFloorMb: last[0]!,
+    secondQuarterPeakMb: second[second.length - 1]!,
+    lastQuarterPeakMb: last[last.length - 1]!,
     allowedGrowthMb: round(allowedMb),
-    flat: lastQuarterFloorMb - secondQuarterFloorMb <= allowedMb,
+    flat: lastQuarterMedianMb - secondQuarterMedianMb <= allowedMb,
   };
 }
 
