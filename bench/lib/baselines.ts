@@ -15,10 +15,37 @@ export type SubmitServer = { name: string; child: Child; submitUrl: string; head
 /** (b): Hono + BullMQ `queue.add`. */
 export async function startHonoBullmq(): Promise<SubmitServer> {
   const queue = queuePrefix();
+  const child = await spawnHonoBullmq(queue.prefix);
+  return { ...child, stop: async () => (await child.child.stop(), await queue.release()) };
+}
+
+async function spawnHonoBullmq(prefix: string) {
   const port = await freePort();
-  const child = spawnTs("baseline-b-hono-bullmq", script("hono-bullmq.ts"), [], { cwd: config.root, env: { ...process.env, PORT: String(port), REDIS_URL: config.redisUrl, QUEUE_PREFIX: queue.prefix } });
+  const child = spawnTs("baseline-b-hono-bullmq", script("hono-bullmq.ts"), [], { cwd: config.root, env: { ...process.env, PORT: String(port), REDIS_URL: config.redisUrl, QUEUE_PREFIX: prefix } });
   await waitReady(`http://127.0.0.1:${port}/readyz`, child);
-  return { name: "(b) hono+bullmq", child, submitUrl: `http://127.0.0.1:${port}/api/v1/async`, headers, stop: async () => (await child.stop(), await queue.release()) };
+  return { name: "(b) hono+bullmq", child, submitUrl: `http://127.0.0.1:${port}/api/v1/async`, headers };
+}
+
+/**
+ * (b) + (c) live: the bare stack end to end. The (b) API's jobs are POSTed to the receiver by a
+ * bare BullMQ worker (bullmq-drain.ts, MODE=serve) as they arrive, the body's `dateFinished` set
+ * as the job runs: the stack's own submit → worker → callback, with no durable record.
+ */
+export async function startBareStack(receiver: Receiver): Promise<SubmitServer & { worker: Child }> {
+  const queue = queuePrefix();
+  const api = await spawnHonoBullmq(queue.prefix);
+  const worker = spawnTs("baseline-bc-live-worker", script("bullmq-drain.ts"), [], {
+    cwd: config.root,
+    captureStdout: true,
+    env: { ...process.env, MODE: "serve", REDIS_URL: config.redisUrl, QUEUE_PREFIX: queue.prefix, RECEIVER_URL: receiver.hookUrl, CONCURRENCY: String(config.workerConcurrency) },
+  });
+  const ready = await waitFor(async () => worker.stdout().includes("ready") || worker.process.exitCode !== null, Boolean, 60_000);
+  if (!ready.met || worker.process.exitCode !== null) {
+    await api.child.stop();
+    await queue.release();
+    throw new Error(`bare BullMQ worker did not start: ${tailOf(worker.logFile)}`);
+  }
+  return { ...api, name: "(b)+(c) live", worker, stop: async () => (await worker.stop(), await api.child.stop(), await queue.release()) };
 }
 
 /** (d) submit: Hono + graphile-worker `addJob`, on a database of its own unless one is given. */

@@ -17,7 +17,9 @@ export type Row = { what: string; ricochet: string; baseline: string; ratio: str
 
 // Loose shapes of what the phases return (see bench/phases/*), so a skipped phase is just absent.
 type Delivery = { deliveriesPerSecond: number; delivered: number; requested: number; complete: boolean; seconds: number; cpu?: Cpu };
-type Latency = { offeredPerSecond: number; complete: boolean; delivered: number; submit: OpenLoopResult; finishToCallbackMs: { p50: number; p99: number; max: number; n: number } };
+type LatencyRun = { offeredPerSecond: number; complete: boolean; delivered: number; submit: OpenLoopResult; finishToCallbackMs: { p50: number; p99: number; max: number; n: number } };
+/** `baseline`: (b) + (c) live, the bare stack measured the same way at the same rate (absent in results of older runs). */
+type Latency = LatencyRun & { baseline?: LatencyRun };
 
 export type Results = {
   submit?: { ricochet: ClosedLoopResult; b: ClosedLoopResult; d: ClosedLoopResult; ratioToB: number; ratioToD: number };
@@ -111,6 +113,9 @@ function scaleRows(s: NonNullable<Results["scale"]>): Row[] {
   return rows;
 }
 
+/** A latency figure only counts at the offered rate: a stack that accepted much less was not loaded as asked. */
+const latencyValid = (run: LatencyRun) => run.complete && run.submit.achievedPerSecond >= 0.95 * run.offeredPerSecond;
+
 export function summaryRows(r: Results): Row[] {
   const rows: Row[] = [];
   if (r.submit) {
@@ -134,22 +139,24 @@ export function summaryRows(r: Results): Row[] {
   }
   if (r.latency) {
     const l = r.latency.finishToCallbackMs;
-    // The figure only counts at the offered rate: a service that accepted much less was not loaded as asked.
-    const kept = r.latency.submit.achievedPerSecond >= 0.95 * r.latency.offeredPerSecond;
-    const valid = kept && r.latency.complete;
+    const valid = latencyValid(r.latency);
     const label = `finish → callback received, ${n(r.latency.offeredPerSecond)} submits/s offered (${n(r.latency.submit.achievedPerSecond)}/s accepted)`;
-    rows.push({ what: `${label}, p50`, ricochet: `${ms(l.p50)}${incomplete(valid)}`, baseline: "—", ratio: "—", target: "≤ 5 ms", met: mark(l.p50 <= 5 && valid, r.latency.submit) });
-    rows.push({ what: `${label}, p99`, ricochet: `${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)`, baseline: "—", ratio: "—", target: "≤ 25 ms", met: mark(l.p99 <= 25 && valid, r.latency.submit) });
+    const b = r.latency.baseline;
+    // The bare stack's own figure at the same rate, and how many times that Ricochet takes.
+    const bare = (ours: number, theirs: number | undefined) =>
+      b && theirs !== undefined ? { baseline: `(b)+(c) live ${ms(theirs)}${incomplete(latencyValid(b))}`, ratio: `${round(ours / Math.max(theirs, 1))}×` } : { baseline: "—", ratio: "—" };
+    rows.push({ what: `${label}, p50`, ricochet: `${ms(l.p50)}${incomplete(valid)}`, ...bare(l.p50, b?.finishToCallbackMs.p50), target: "≤ 5 ms", met: mark(l.p50 <= 5 && valid, r.latency.submit, b?.submit) });
+    rows.push({ what: `${label}, p99`, ricochet: `${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)`, ...bare(l.p99, b?.finishToCallbackMs.p99), target: "≤ 25 ms", met: mark(l.p99 <= 25 && valid, r.latency.submit, b?.submit) });
   }
   if (r.latencyAtHalf) {
     const h = r.latencyAtHalf;
     const l = h.finishToCallbackMs;
-    const valid = h.complete && h.submit.achievedPerSecond >= 0.95 * h.offeredPerSecond;
+    const b = h.baseline;
     rows.push({
       what: `finish → callback received at half the measured end-to-end rate, ${n(h.offeredPerSecond)} submits/s offered (${n(h.submit.achievedPerSecond)}/s accepted)`,
-      ricochet: `p50 ${ms(l.p50)}, p99 ${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)${incomplete(valid)}`,
-      baseline: "—",
-      ratio: "—",
+      ricochet: `p50 ${ms(l.p50)}, p99 ${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)${incomplete(latencyValid(h))}`,
+      baseline: b ? `(b)+(c) live p50 ${ms(b.finishToCallbackMs.p50)}, p99 ${ms(b.finishToCallbackMs.p99)}${incomplete(latencyValid(b))}` : "—",
+      ratio: b ? `p50 ${round(l.p50 / Math.max(b.finishToCallbackMs.p50, 1))}×, p99 ${round(l.p99 / Math.max(b.finishToCallbackMs.p99, 1))}×` : "—",
       target: "— (the target is at 1,000/s)",
       met: "—",
     });

@@ -4,7 +4,7 @@
  *    jobs and (d) graphile-worker, drained the same way and end to end.
  *    Then, at a fixed offered submit rate, finish → callback latency measured in the receiver.
  */
-import { runBullmqDrain, runGraphileDrain, startGraphileApi, startGraphileWorker } from "../lib/baselines.js";
+import { runBullmqDrain, runGraphileDrain, startBareStack, startGraphileApi, startGraphileWorker } from "../lib/baselines.js";
 import { config } from "../lib/config.js";
 import { waitFor } from "../lib/http.js";
 import { openLoop, startAutocannon, type ClosedLoopResult, type Target } from "../lib/load.js";
@@ -89,28 +89,45 @@ export async function endToEndBaselines(receiver: Receiver) {
 /**
  * Finish → callback latency at a fixed offered submit rate: the receiver subtracts the body's
  * `asyncRequest.dateFinished` from its own clock (same machine). A short unmeasured run first
- * warms the processes up.
+ * warms the processes up. The bare stack, (b) + (c) live, is measured the same way at the same
+ * rate: its worker sets `dateFinished` as the job runs and POSTs at once, with no record to write.
  */
 export async function finishToCallback(receiver: Receiver, rate = config.latencyRate) {
   const stack = await startRicochet("latency", { topology: config.e2eMode });
+  let ricochet: LatencyRun;
   try {
-    const target = { url: stack.submitUrl, headers: stack.authHeaders, body: submitBody(receiver.hookUrl) };
-    const pids = stack.cpuGroups();
-    await receiver.mode("ok");
-    await receiver.reset();
-    const warm = await openLoop(target, rate, 2);
-    await waitFor(receiver.stats, (s) => s.okDistinct >= warm.ok, config.maxWait * 1000, 200);
-
-    await receiver.mode("ok", { track: true });
-    await receiver.reset();
-    const submit = await openLoop(target, rate, config.latencySeconds, pids);
-    const { value: stats, met } = await waitFor(receiver.stats, (s) => s.okDistinct >= submit.ok, config.maxWait * 1000, 200);
-    const { latencies } = await receiver.dump();
-    await receiver.mode("ok", { track: false });
-    const latency = summarize(latencies);
-    log(`finish → callback at ${rate}/s offered (${submit.achievedPerSecond}/s accepted): p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms over ${latency.n} callbacks${met ? "" : ` (INCOMPLETE: ${stats.okDistinct} of ${submit.ok})`}`);
-    return { offeredPerSecond: rate, seconds: config.latencySeconds, submit, delivered: stats.okDistinct, complete: met, finishToCallbackMs: latency };
+    ricochet = await latencyAt({ url: stack.submitUrl, headers: stack.authHeaders, body: submitBody(receiver.hookUrl) }, stack.cpuGroups(), receiver, rate);
   } finally {
     await stack.stop();
   }
+  log(`ricochet finish → callback at ${rate}/s offered: ${describeLatency(ricochet)}`);
+  const bare = await startBareStack(receiver);
+  let baseline: LatencyRun;
+  try {
+    baseline = await latencyAt({ url: bare.submitUrl, headers: bare.headers, body: submitBody(receiver.hookUrl) }, { api: () => [bare.child.pid], worker: () => [bare.worker.pid] }, receiver, rate);
+  } finally {
+    await bare.stop();
+  }
+  log(`(b)+(c) live finish → callback at ${rate}/s offered: ${describeLatency(baseline)}`);
+  return { ...ricochet, baseline };
+}
+
+type LatencyRun = Awaited<ReturnType<typeof latencyAt>>;
+
+const describeLatency = ({ submit, finishToCallbackMs: l, complete, delivered }: LatencyRun) =>
+  `${submit.achievedPerSecond}/s accepted; p50 ${l.p50} ms, p99 ${l.p99} ms, max ${l.max} ms over ${l.n} callbacks${complete ? "" : ` (INCOMPLETE: ${delivered} of ${submit.ok})`}`;
+
+async function latencyAt(target: Target, pids: PidGroups, receiver: Receiver, rate: number) {
+  await receiver.mode("ok");
+  await receiver.reset();
+  const warm = await openLoop(target, rate, 2);
+  await waitFor(receiver.stats, (s) => s.okDistinct >= warm.ok, config.maxWait * 1000, 200);
+
+  await receiver.mode("ok", { track: true });
+  await receiver.reset();
+  const submit = await openLoop(target, rate, config.latencySeconds, pids);
+  const { value: stats, met } = await waitFor(receiver.stats, (s) => s.okDistinct >= submit.ok, config.maxWait * 1000, 200);
+  const { latencies } = await receiver.dump();
+  await receiver.mode("ok", { track: false });
+  return { offeredPerSecond: rate, seconds: config.latencySeconds, submit, delivered: stats.okDistinct, complete: met, finishToCallbackMs: summarize(latencies) };
 }
