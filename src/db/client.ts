@@ -65,9 +65,15 @@ function openPostgres(url: string, max: number, onConnectionError: (error: Error
     // sequential scans are priced out on these connections: the plan is index probes at any
     // table size. Every other query here also reaches rows by key or an index range; where
     // nothing else can answer, PostgreSQL still scans. Hash joins between a batch's own rows stay
-    // allowed. test/db-requests.test.ts reads the cached plans back. Set before the connection is
-    // first handed out (pg-pool waits for the promise this returns; its typing says void).
-    onConnect: (client) => client.query("SET enable_seqscan = off") as unknown as void,
+    // allowed. Bitmap scans are priced out too: they never mark the dead index entries they meet
+    // (a plain index scan does, so later scans skip them), and tenant_counter_changes, whose rows
+    // are appended and deleted hundreds of times a second, made every counter fold re-read every
+    // change deleted since the last VACUUM (hundreds of entries per fold within seconds, while
+    // the tenant's row is locked); and they give up the index's order, so a range read in order
+    // under a LIMIT (retention's oldest finished requests) sorted the whole range first.
+    // test/db-requests.test.ts reads the cached plans back. Set before the connection is first
+    // handed out (pg-pool waits for the promise this returns; its typing says void).
+    onConnect: (client) => client.query("SET enable_seqscan = off; SET enable_bitmapscan = off") as unknown as void,
   });
   // A client that loses its connection emits 'error'. The pool listens only while a client is
   // idle; one checked out (a transaction, a migration) would throw it on the event loop and end

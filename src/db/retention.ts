@@ -14,8 +14,8 @@ export function retentionStatements(sql: Sql) {
         `WITH doomed AS (
            SELECT id FROM async_requests
            WHERE finished_at < $1::timestamptz
-             AND status IN ('COMPLETED', 'FAILED', 'CANCELLED')
-             AND (callback_status IS NULL OR callback_status IN ('DELIVERED', 'EXHAUSTED'))
+             AND (status IN ('COMPLETED', 'FAILED', 'CANCELLED')) IS TRUE
+             AND (callback_status IS NULL OR callback_status IN ('DELIVERED', 'EXHAUSTED')) IS TRUE
            ORDER BY finished_at
            LIMIT $2
            FOR UPDATE SKIP LOCKED
