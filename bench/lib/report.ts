@@ -113,6 +113,10 @@ function scaleRows(s: NonNullable<Results["scale"]>): Row[] {
   return rows;
 }
 
+/** The receiver's clock and `dateFinished` have 1 ms resolution: 0 means under a millisecond. */
+const latencyMs = (figure: number) => (figure === 0 ? "< 1 ms" : ms(figure));
+const latencyRatio = (ours: number, theirs: number) => (theirs === 0 ? `> ${round(ours)}×` : `${round(ours / theirs)}×`);
+
 /** A latency figure only counts at the offered rate: a stack that accepted much less was not loaded as asked. */
 const latencyValid = (run: LatencyRun) => run.complete && run.submit.achievedPerSecond >= 0.95 * run.offeredPerSecond;
 
@@ -144,7 +148,7 @@ export function summaryRows(r: Results): Row[] {
     const b = r.latency.baseline;
     // The bare stack's own figure at the same rate, and how many times that Ricochet takes.
     const bare = (ours: number, theirs: number | undefined) =>
-      b && theirs !== undefined ? { baseline: `(b)+(c) live ${ms(theirs)}${incomplete(latencyValid(b))}`, ratio: `${round(ours / Math.max(theirs, 1))}×` } : { baseline: "—", ratio: "—" };
+      b && theirs !== undefined ? { baseline: `(b)+(c) live ${latencyMs(theirs)}${incomplete(latencyValid(b))}`, ratio: latencyRatio(ours, theirs) } : { baseline: "—", ratio: "—" };
     rows.push({ what: `${label}, p50`, ricochet: `${ms(l.p50)}${incomplete(valid)}`, ...bare(l.p50, b?.finishToCallbackMs.p50), target: "≤ 5 ms", met: mark(l.p50 <= 5 && valid, r.latency.submit, b?.submit) });
     rows.push({ what: `${label}, p99`, ricochet: `${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)`, ...bare(l.p99, b?.finishToCallbackMs.p99), target: "≤ 25 ms", met: mark(l.p99 <= 25 && valid, r.latency.submit, b?.submit) });
   }
@@ -155,8 +159,8 @@ export function summaryRows(r: Results): Row[] {
     rows.push({
       what: `finish → callback received at half the measured end-to-end rate, ${n(h.offeredPerSecond)} submits/s offered (${n(h.submit.achievedPerSecond)}/s accepted)`,
       ricochet: `p50 ${ms(l.p50)}, p99 ${ms(l.p99)} (max ${ms(l.max)}, ${n(l.n)} callbacks)${incomplete(latencyValid(h))}`,
-      baseline: b ? `(b)+(c) live p50 ${ms(b.finishToCallbackMs.p50)}, p99 ${ms(b.finishToCallbackMs.p99)}${incomplete(latencyValid(b))}` : "—",
-      ratio: b ? `p50 ${round(l.p50 / Math.max(b.finishToCallbackMs.p50, 1))}×, p99 ${round(l.p99 / Math.max(b.finishToCallbackMs.p99, 1))}×` : "—",
+      baseline: b ? `(b)+(c) live p50 ${latencyMs(b.finishToCallbackMs.p50)}, p99 ${latencyMs(b.finishToCallbackMs.p99)}${incomplete(latencyValid(b))}` : "—",
+      ratio: b ? `p50 ${latencyRatio(l.p50, b.finishToCallbackMs.p50)}, p99 ${latencyRatio(l.p99, b.finishToCallbackMs.p99)}` : "—",
       target: "— (the target is at 1,000/s)",
       met: "—",
     });
