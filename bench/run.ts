@@ -2,7 +2,7 @@
  * `npm run bench`: Ricochet beside the bare stack, measured in the same run on this machine.
  * Every server, worker, receiver and load generator is its own process (see bench/lib/procs.ts);
  * each phase gets a fresh database and BullMQ prefix, and everything is removed at the end,
- * also on failure or Ctrl-C. What each phase measures: bench/README-performance.md.
+ * also on failure or Ctrl-C. What each phase measures: README.md, section Benchmarks.
  * Writes bench/results.json (raw figures) and bench/results.md (the summary table).
  *
  * The last phase, `scale` (bench/phases/scale.ts; about 70 s with the default BENCH_SCALE=1x1,2x2

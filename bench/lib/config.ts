@@ -1,6 +1,6 @@
 /**
  * Every size and duration of `npm run bench`, from the environment (documented in
- * bench/README-performance.md). Defaults aim at a default run of about 10 minutes on 2 cores
+ * README.md, section Benchmarks). Defaults aim at a default run of about 10 minutes on 2 cores
  * for a service that meets its targets; a slower service hits BENCH_MAX_WAIT instead and its
  * figures are marked incomplete.
  */
