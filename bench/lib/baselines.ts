@@ -41,6 +41,7 @@ export async function startBareStack(receiver: Receiver): Promise<SubmitServer &
   });
   const ready = await waitFor(async () => worker.stdout().includes("ready") || worker.process.exitCode !== null, Boolean, 60_000);
   if (!ready.met || worker.process.exitCode !== null) {
+    await worker.stop();
     await api.child.stop();
     await queue.release();
     throw new Error(`bare BullMQ worker did not start: ${tailOf(worker.logFile)}`);
