@@ -179,7 +179,7 @@ const envSchema = z.object({
   ACTION_THREAD_MEMORY_MB: z.coerce.number().int().min(16).max(16_384).default(512),
   /** Group commit: at most this many submits share one INSERT and one addBulk. */
   SUBMIT_BATCH_MAX: z.coerce.number().int().min(1).max(5_000).default(500),
-  /** Group commit: batches written at once per API process. */
+  /** Group commit: batches written at once per process (submits; claims and finishes); a second starts only once 32 wait (src/core/lifecycle.ts). */
   SUBMIT_BATCH_FLUSHES: z.coerce.number().int().min(1).max(64).default(2),
   /** PostgreSQL connections per process. */
   DATABASE_POOL_SIZE: z.coerce.number().int().min(2).max(1000).default(10),

@@ -18,6 +18,12 @@ export type BatcherOptions<I, O> = {
   maxBatch: number;
   /** Batches written at once (each needs its own connection). */
   maxConcurrentFlushes: number;
+  /**
+   * While a flush runs, another starts only once this many items wait (default 1: at once).
+   * Under moderate load the items that arrive during a flush then go together in the next one,
+   * one statement instead of several small ones; under heavy load the flushes overlap.
+   */
+  extraFlushAt?: number;
 };
 
 type Pending<I, O> = { item: I; resolve(outcome: O): void; reject(error: unknown): void };
@@ -28,15 +34,19 @@ export function createBatcher<I, O>(options: BatcherOptions<I, O>): Batcher<I, O
   let scheduled = false;
   let idle: (() => void)[] = [];
 
+  // A full batch always may start (a maxBatch below extraFlushAt must not stop the overlap).
+  const extraFlushAt = Math.max(1, Math.min(options.extraFlushAt ?? 1, options.maxBatch));
+  const mayRun = () => pending.length > 0 && inFlight < options.maxConcurrentFlushes && (inFlight === 0 || pending.length >= extraFlushAt);
+
   function schedule() {
-    if (inFlight >= options.maxConcurrentFlushes || pending.length === 0) return;
+    if (!mayRun()) return;
     if (pending.length >= options.maxBatch) return run();
     if (scheduled) return;
     scheduled = true;
     // After the I/O callbacks of this turn: every request parsed in it joins the batch.
     setImmediate(() => {
       scheduled = false;
-      if (inFlight < options.maxConcurrentFlushes && pending.length > 0) run();
+      if (mayRun()) run();
     });
   }
 
