@@ -423,6 +423,11 @@ describe("PostgreSQL connections", () => {
       // finds dead, so the next fold skips them; a bitmap scan never does, and every fold would
       // read all the changes deleted since the last VACUUM (thousands a minute at 1,000/s).
       const statements = lifecycleStatements(db.sql);
+      // An auto-ANALYZE holds a snapshot meanwhile, and no entry dead to it can be marked: keep
+      // autovacuum off this database's tables for the test.
+      for (const { table } of await db.sql.query<{ table: string }>("SELECT tablename AS table FROM pg_tables WHERE schemaname = 'public'")) {
+        await db.sql.query(`ALTER TABLE "${table}" SET (autovacuum_enabled = false)`);
+      }
       const fold = () =>
         statements.transaction(async (tx) => {
           await tx.query("INSERT INTO tenant_counter_changes (tenant_id, queued, running) VALUES ('default', 0, 0)");
@@ -441,8 +446,9 @@ describe("PostgreSQL connections", () => {
       for (let i = 0; i < 50; i++) await fold();
       const after = await indexReads();
       expect(after.scans - before.scans).toBeGreaterThanOrEqual(50);
-      // Each fold reads its own change (and perhaps a few not yet marked), not the 300 before it.
-      expect((after.read - before.read) / (after.scans - before.scans)).toBeLessThan(5);
+      // Each fold reads its own change and the last fold's (marked as it reads it), not the 300
+      // before them (with bitmap scans: 325 per fold).
+      expect((after.read - before.read) / (after.scans - before.scans)).toBeLessThan(20);
       expect(await db.sql.query("SELECT 1 FROM tenant_counter_changes")).toHaveLength(0);
     }));
 

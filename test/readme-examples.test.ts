@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
-import { freePort } from "./helpers/redis.js";
+import { freePortBelowEphemeral } from "./helpers/redis.js";
 
 /**
  * The README's walk-through, run as printed against a zero-config `start` (the only changes:
@@ -61,7 +61,9 @@ describe("the README's walk-through", { timeout: 120_000 }, () => {
   let port: number;
   let receiverPort: number;
   beforeAll(async () => {
-    [port, receiverPort] = [await freePort(), await freePort()];
+    // Below the ephemeral range: the receiver binds its port only once the walk-through reaches
+    // it, seconds later, and meanwhile a parallel test's server could be handed a port of that range.
+    [port, receiverPort] = [await freePortBelowEphemeral(), await freePortBelowEphemeral()];
     dataDir = mkdtempSync(join(tmpdir(), "ricochet-readme-"));
     service = spawnRicochet("start", { DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", OUTBOUND_ALLOW: "127.0.0.1/32", RICOCHET_URL: "" });
     await service.waitForOutput("ricochet is listening", 60_000);

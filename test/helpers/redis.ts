@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
+import { readFileSync } from "node:fs";
 import { Redis } from "ioredis";
 import { redisServerPid } from "../../src/infra/managed-redis.js";
 
@@ -34,6 +35,31 @@ export async function freePort(): Promise<number> {
       server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
     });
   });
+}
+
+/**
+ * A free port below the kernel's ephemeral range: freePort()'s ports, and every client socket's,
+ * come from that range, so a port picked here and bound seconds later (by a process the test
+ * starts) is not handed to another test's server or connection meanwhile.
+ */
+export async function freePortBelowEphemeral(): Promise<number> {
+  let low = 32_768;
+  try {
+    low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || low;
+  } catch {
+    // not Linux: the IANA dynamic range starts at 49152, above this default
+  }
+  const floor = Math.max(1_024, low - 12_000);
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const port = floor + Math.floor(Math.random() * (low - floor));
+    const free = await new Promise<boolean>((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error(`no free port between ${floor} and ${low}`);
 }
 
 /**
