@@ -5,7 +5,18 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# The example's tests and its `npm start` below use the shared Redis under prefixes of their own,
+# removed at the end like the temporary directory.
+prefixes=("{greeter-test-$$}" "{greeter-start-$$}")
+cleanup() {
+  rm -rf "$work"
+  if command -v redis-cli >/dev/null; then
+    for prefix in "${prefixes[@]}"; do
+      redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "$prefix:*" | xargs -r redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null
+    done
+  fi
+}
+trap cleanup EXIT
 (cd "$root" && npm pack --silent --pack-destination "$work" >/dev/null && rm -rf dist)
 tarball="$(ls "$work"/ricochet-*.tgz)"
 cp -r "$root/examples/greeter" "$work/greeter"
@@ -14,16 +25,16 @@ rm -rf node_modules package-lock.json
 npm pkg set "dependencies.ricochet=file:$tarball"
 npm install --no-audit --no-fund --loglevel=error
 npm run typecheck
-npm test
+QUEUE_PREFIX="${prefixes[0]}" npm test
 
 # `npm start` as the example's README says: zero-config mode with the project's actions. It must
 # listen and offer page-title and word-stats (the OpenAPI document is public).
 port="$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
 # Its own process group (setsid), so that stopping it stops npm, the shell and ricochet alike,
 # and its own queue prefix, so that it never touches another deployment's jobs.
-PORT="$port" HOST=127.0.0.1 DATA_DIR="$work/data" MANAGED_REDIS=off QUEUE_PREFIX="{greeter-start-$$}" setsid npm start > "$work/start.log" 2>&1 &
+PORT="$port" HOST=127.0.0.1 DATA_DIR="$work/data" MANAGED_REDIS=off QUEUE_PREFIX="${prefixes[1]}" setsid npm start > "$work/start.log" 2>&1 &
 server=$!
-trap 'kill -- -"$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -- -"$server" 2>/dev/null || true; cleanup' EXIT
 for _ in $(seq 1 120); do grep -qs "ricochet is listening" "$work/start.log" && break; sleep 0.5; done
 actions="$(curl -fsS "http://127.0.0.1:$port/openapi.json" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const d=JSON.parse(s);console.log(Object.keys(d.components.schemas).filter(k=>/Submission$/.test(k)).sort().join(","))})')"
 kill -- -"$server"; wait "$server" || true

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnRicochet, type RicochetProcess } from "./helpers/process.js";
-import { freePortBelowEphemeral } from "./helpers/redis.js";
+import { deleteKeys, freePortBelowEphemeral, uniquePrefix } from "./helpers/redis.js";
 
 /**
  * The README's walk-through, run as printed against a zero-config `start` (the only changes:
@@ -60,17 +60,21 @@ describe("the README's walk-through", { timeout: 120_000 }, () => {
   let dataDir: string;
   let port: number;
   let receiverPort: number;
+  const prefix = uniquePrefix();
   beforeAll(async () => {
     // Below the ephemeral range: the receiver binds its port only once the walk-through reaches
     // it, seconds later, and meanwhile a parallel test's server could be handed a port of that range.
     [port, receiverPort] = [await freePortBelowEphemeral(), await freePortBelowEphemeral()];
     dataDir = mkdtempSync(join(tmpdir(), "ricochet-readme-"));
-    service = spawnRicochet("start", { DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", OUTBOUND_ALLOW: "127.0.0.1/32", RICOCHET_URL: "" });
+    // Zero-config mode uses the Redis already answering on 127.0.0.1:6379 when there is one (as
+    // here): a prefix of its own keeps the walk-through apart from other tests, and removable.
+    service = spawnRicochet("start", { DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", OUTBOUND_ALLOW: "127.0.0.1/32", RICOCHET_URL: "", QUEUE_PREFIX: prefix });
     await service.waitForOutput("ricochet is listening", 60_000);
   });
   afterAll(async () => {
     await service.kill("SIGTERM");
     rmSync(dataDir, { recursive: true, force: true });
+    await deleteKeys(prefix);
   });
 
   it("runs as printed and prints what it says", async () => {
@@ -92,7 +96,7 @@ describe("the README's walk-through", { timeout: 120_000 }, () => {
       // The receiver's lines go to a file instead of the terminal the README has in mind.
       const bash = spawn("bash", ["-c", script.replace(/\.listen\((\d+),'127\.0\.0\.1'\)" &$/m, `.listen($1,'127.0.0.1')" > "$RECEIVED" &`)], {
         cwd: new URL("..", import.meta.url).pathname,
-        env: { ...process.env, DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", RICOCHET_URL: "", STEP5: step5, RECEIVED: received },
+        env: { ...process.env, DATA_DIR: dataDir, PORT: String(port), DATABASE_URL: "", RICOCHET_URL: "", QUEUE_PREFIX: prefix, STEP5: step5, RECEIVED: received },
       });
       let stdout = "";
       let stderr = "";

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { Queue, UnrecoverableError, Worker } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestsRepository } from "../src/db/requests.js";
-import { REDIS_URL } from "./helpers/redis.js";
+import { deleteKeys, REDIS_URL } from "./helpers/redis.js";
 import { startTestRuntime, submit, waitForStatus, type TestRuntime } from "./helpers/runtime.js";
 
 describe("the sweeper: Postgres is the source of truth", () => {
@@ -118,6 +118,8 @@ describe("one sweeper at a time", { timeout: 60_000 }, () => {
     } finally {
       await second.stop();
       await first.stop();
+      // Named by this test, so the runtimes leave its keys to it.
+      await deleteKeys(env.QUEUE_PREFIX);
     }
   });
 });
