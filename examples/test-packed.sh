@@ -10,11 +10,11 @@ work="$(mktemp -d)"
 prefixes=("{greeter-test-$$}" "{greeter-start-$$}")
 cleanup() {
   rm -rf "$work"
-  if command -v redis-cli >/dev/null; then
-    for prefix in "${prefixes[@]}"; do
-      redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "$prefix:*" | xargs -r redis-cli -u "${REDIS_URL:-redis://127.0.0.1:6379}" del >/dev/null
-    done
-  fi
+  command -v redis-cli >/dev/null || return 0
+  local url="${REDIS_URL:-redis://127.0.0.1:6379}" prefix
+  for prefix in "${prefixes[@]}"; do
+    redis-cli -u "$url" --scan --pattern "$prefix:*" | xargs -r redis-cli -u "$url" del >/dev/null
+  done
 }
 trap cleanup EXIT
 (cd "$root" && npm pack --silent --pack-destination "$work" >/dev/null && rm -rf dist)
